@@ -1,0 +1,94 @@
+package httpbreaker
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+)
+
+// Outcome is a classifier's verdict on one call.
+type Outcome int
+
+const (
+	// Success resets the consecutive-failure count; in half-open it counts
+	// towards closing the circuit.
+	Success Outcome = iota
+	// Failure counts towards opening the circuit; in half-open it reopens it.
+	Failure
+	// Ignore counts neither way, e.g. a call the caller itself canceled.
+	Ignore
+)
+
+// String returns "success", "failure" or "ignore".
+func (o Outcome) String() string {
+	switch o {
+	case Success:
+		return "success"
+	case Failure:
+		return "failure"
+	case Ignore:
+		return "ignore"
+	}
+	return "Outcome(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Classifier decides what one call through the base transport means for the
+// breaker. It gets exactly one of resp and err non-nil, runs once the response
+// headers arrived (before the body is read) and must not read or close the
+// body. An Outcome other than Success, Failure and Ignore counts as Failure.
+type Classifier func(resp *http.Response, err error) Outcome
+
+// DefaultClassifier is the seeds' rule: a call succeeds only if the response
+// status is 200 OK. A transport error is a failure, except when the request's
+// context was canceled, which is the caller's doing and is ignored; a
+// deadline that expired is a failure.
+func DefaultClassifier(resp *http.Response, err error) Outcome {
+	if err != nil {
+		return classifyError(err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return Success
+	}
+	return Failure
+}
+
+// SuccessStatus returns a classifier under which the given status codes
+// succeed and every other status fails. Transport errors are treated as
+// by [DefaultClassifier]. Codes outside 100–999 never match.
+func SuccessStatus(codes ...int) Classifier {
+	var ok statusSet
+	for _, c := range codes {
+		ok.add(c)
+	}
+	return func(resp *http.Response, err error) Outcome {
+		if err != nil {
+			return classifyError(err)
+		}
+		if ok.has(resp.StatusCode) {
+			return Success
+		}
+		return Failure
+	}
+}
+
+// classifyError is the shared rule for transport errors.
+func classifyError(err error) Outcome {
+	if errors.Is(err, context.Canceled) {
+		return Ignore
+	}
+	return Failure
+}
+
+// statusSet is a bitset over the three-digit status codes.
+type statusSet [1000/64 + 1]uint64
+
+func (s *statusSet) add(code int) {
+	if code >= 100 && code <= 999 {
+		s[code/64] |= 1 << (code % 64)
+	}
+}
+
+func (s *statusSet) has(code int) bool {
+	return code >= 100 && code <= 999 && s[code/64]&(1<<(code%64)) != 0
+}

@@ -1,0 +1,60 @@
+// Package httpbreaker is a circuit breaker for outbound HTTP: an
+// [http.RoundTripper] that wraps any transport and keeps one breaker per
+// target host.
+//
+//	rt, err := httpbreaker.New(nil) // nil: a pooled transport of its own
+//	if err != nil { ... }
+//	client := &http.Client{Transport: rt, Timeout: 10 * time.Second}
+//	resp, err := client.Get("https://api.example.com/menu")
+//	if errors.Is(err, httpbreaker.ErrCircuitOpen) { ... } // refused at once
+//
+// # States
+//
+// Each host's circuit starts closed: requests go through and each result is
+// classified. [Policy.FailureThreshold] consecutive failures open it; the
+// request whose failure opened it still gets its own response or error. An
+// open circuit refuses requests without sending them: the caller gets an
+// [*OpenError], or what the [Fallback] set by [WithFallback] returns. After
+// [Policy.ResetTimeout] the circuit is half-open and lets up to
+// [Policy.HalfOpenMaxRequests] probes through at once; others are refused.
+// [Policy.SuccessThreshold] probe successes in a row close it; a probe
+// failure opens it for another ResetTimeout; an ignored probe frees its slot.
+// The outcome of a call is decided when its response headers arrive, so a
+// body the caller never reads holds nothing.
+//
+// # Hosts
+//
+// The breaker key is the request URL's host, lower-cased, with the port kept
+// only when it is explicit and not the scheme's default:
+// https://API.example.com:443/x and https://api.example.com share a breaker,
+// http://127.0.0.1:8080 has its own. [WithKeyFunc] replaces the rule.
+// [Transport.State], the Is methods and [Transport.ClearState] take a host, a
+// host:port or an absolute URL.
+//
+// # Failures
+//
+// A [Classifier] decides what a call means. [DefaultClassifier] keeps the
+// seeds' rule — only a 200 succeeds — and treats a transport error as a
+// failure unless the caller canceled the request itself. [SuccessStatus]
+// lists the codes that succeed; any func of the Classifier type will do.
+//
+// # Methods
+//
+// A request whose method is outside the allowed table ([DefaultMethods], or
+// [WithMethods]) fails with [ErrInvalidMethod] before anything is sent.
+//
+// # Errors
+//
+// Errors arrive wrapped in [*url.Error] through [http.Client]; match them with
+// [errors.Is] against [ErrCircuitOpen] or [ErrInvalidMethod], and use
+// [errors.As] to read the [*OpenError]'s host and retry time.
+//
+// # Concurrency and cost
+//
+// A Transport is safe for simultaneous use. It starts no goroutine and no
+// timer: an open circuit turns half-open when it is next used or inspected.
+// A closed circuit costs one map lookup and a few atomic operations per
+// request, with no lock shared across hosts, no clock read and no
+// allocation. Listeners set by [WithOnStateChange] run outside any lock, in
+// order per host.
+package httpbreaker

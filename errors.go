@@ -1,0 +1,68 @@
+package httpbreaker
+
+import (
+	"errors"
+	"strconv"
+	"time"
+)
+
+// ErrCircuitOpen is the error a refused request matches with [errors.Is]: the
+// host's circuit is open, or half-open with every probe slot taken. The error
+// actually returned is an [*OpenError], which says which host and until when.
+var ErrCircuitOpen = errors.New("httpbreaker: circuit open")
+
+// ErrInvalidMethod is the error a request whose method is outside the allowed
+// table matches with [errors.Is]. Such a request is never sent and changes no
+// breaker. See [DefaultMethods] and [WithMethods].
+var ErrInvalidMethod = errors.New("httpbreaker: invalid method")
+
+// OpenError is what a refused request returns (unless a [Fallback] answers
+// instead). errors.Is(err, ErrCircuitOpen) holds for it, also through the
+// [*url.Error] that [http.Client] wraps around it, and [errors.As] finds it.
+//
+// One OpenError is built per open episode and shared by every refusal of that
+// episode, which keeps refusals free of allocation: treat it as read-only.
+type OpenError struct {
+	// Host is the breaker key of the refused request, normally its host.
+	Host string
+	// State is StateOpen, or StateHalfOpen when every probe slot was taken.
+	State State
+	// RetryAt is the earliest time a probe may be admitted. While half-open
+	// it is the instant the circuit turned half-open: a slot may free at any
+	// moment.
+	RetryAt time.Time
+}
+
+// Error describes the refusal.
+func (e *OpenError) Error() string {
+	msg := "httpbreaker: circuit " + e.State.String() + " for " + strconv.Quote(e.Host)
+	if e.State == StateHalfOpen {
+		return msg + ", probes busy"
+	}
+	if e.RetryAt.IsZero() {
+		return msg
+	}
+	return msg + ", retry at " + e.RetryAt.Format(time.RFC3339Nano)
+}
+
+// Is reports whether target is [ErrCircuitOpen].
+func (e *OpenError) Is(target error) bool { return target == ErrCircuitOpen }
+
+// methodError is what a request with a method outside the table returns.
+type methodError struct{ method string }
+
+func (e *methodError) Error() string {
+	return ErrInvalidMethod.Error() + " " + strconv.Quote(e.method)
+}
+
+func (e *methodError) Is(target error) bool { return target == ErrInvalidMethod }
+
+// Errors for requests that cannot be keyed; they are returned before anything
+// is sent, with the request body closed.
+var (
+	errNilRequest  = errors.New("httpbreaker: nil request")
+	errNilURL      = errors.New("httpbreaker: request has a nil URL")
+	errEmptyHost   = errors.New("httpbreaker: request has no host to key a breaker on")
+	errNotNew      = errors.New("httpbreaker: Transport used without being made by New")
+	errNilResponse = errors.New("httpbreaker: base RoundTripper returned neither a response nor an error")
+)

@@ -1,0 +1,200 @@
+package httpbreaker
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-cleanhttp"
+)
+
+// Transport is an [http.RoundTripper] that keeps one circuit breaker per
+// target host in front of a base RoundTripper. Make it with [New]; the zero
+// value refuses every request with an error.
+//
+// A Transport is safe for simultaneous use by multiple goroutines. A request
+// to a host whose circuit is closed costs one lookup and a few atomic
+// operations: no lock shared across hosts, no clock read, no allocation.
+type Transport struct {
+	base     http.RoundTripper
+	s        settings
+	classify Classifier
+	methods  methodTable
+	keyFunc  func(*http.Request) string // nil: the normalised host
+	fallback Fallback                   // nil: refusals return *OpenError
+	hosts    registry
+}
+
+var _ http.RoundTripper = (*Transport)(nil)
+
+// New returns a Transport that sends requests through base; a nil base means
+// go-cleanhttp's pooled transport (like http.DefaultTransport, but not
+// shared with the rest of the program). New fails on a nil option, an option
+// given an unusable value, or a [Policy] with a field out of range; the
+// error names what is wrong.
+func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
+	methods, err := newMethodTable(DefaultMethods)
+	if err != nil {
+		return nil, fmt.Errorf("httpbreaker: DefaultMethods: %w", err)
+	}
+	c := config{classifier: DefaultClassifier, methods: methods, now: time.Now}
+	for i, opt := range opts {
+		if opt == nil {
+			return nil, fmt.Errorf("httpbreaker: option %d of New is nil", i)
+		}
+		if err := opt(&c); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.policy.validate(); err != nil {
+		return nil, err
+	}
+	if base == nil {
+		base = cleanhttp.DefaultPooledTransport()
+	}
+	return &Transport{
+		base: base,
+		s: settings{
+			policy:    c.policy.withDefaults(),
+			now:       c.now,
+			epoch:     c.now(),
+			listeners: c.listeners,
+		},
+		classify: c.classifier,
+		methods:  c.methods,
+		keyFunc:  c.keyFunc,
+		fallback: c.fallback,
+	}, nil
+}
+
+// RoundTrip sends req through the base transport unless the circuit of its
+// host refuses it; see the package documentation for the rules. Whatever
+// happens, the request body is closed and the request is left unchanged.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req == nil {
+		return nil, errNilRequest
+	}
+	key, err := t.admissible(req)
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	b := t.hosts.obtain(key)
+	tk, refused := b.admit(&t.s)
+	if refused != nil {
+		return t.refuse(req, refused)
+	}
+	if tk.probe {
+		return t.probe(req, b, tk)
+	}
+	resp, err := t.send(req)
+	b.report(&t.s, tk, t.classify(resp, err))
+	return resp, err
+}
+
+// admissible returns the breaker key of req, or why req cannot be sent.
+func (t *Transport) admissible(req *http.Request) (string, error) {
+	switch {
+	case t.base == nil:
+		return "", errNotNew
+	case req.URL == nil:
+		return "", errNilURL
+	case !t.methods.allows(req.Method):
+		return "", &methodError{method: req.Method}
+	}
+	var key string
+	if t.keyFunc != nil {
+		key = t.keyFunc(req)
+	} else {
+		key = requestKey(req.URL)
+	}
+	if key == "" {
+		return "", errEmptyHost
+	}
+	return key, nil
+}
+
+func (t *Transport) send(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	return oneOf(resp, err, errNilResponse)
+}
+
+// probe sends a half-open probe. If the base transport or the classifier
+// panics, the probe's slot is given back before the panic goes on, so the
+// breaker never waits for a report that will not come.
+func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Response, error) {
+	reported := false
+	defer func() {
+		if !reported {
+			b.report(&t.s, tk, Ignore)
+		}
+	}()
+	resp, err := t.send(req)
+	outcome := t.classify(resp, err)
+	reported = true
+	b.report(&t.s, tk, outcome)
+	return resp, err
+}
+
+// refuse answers a request the breaker will not send.
+func (t *Transport) refuse(req *http.Request, refused *OpenError) (*http.Response, error) {
+	closeBody(req)
+	if t.fallback == nil {
+		return nil, refused
+	}
+	resp, err := t.fallback(req, refused)
+	return oneOf(resp, err, refused)
+}
+
+// State returns the state of host's circuit. host may be a host, a host:port
+// or an absolute URL, normalised like a request's host (a bare host:port
+// with port 80 or 443 also finds the breaker of the host without it). A host
+// never seen is closed; looking does not track it.
+func (t *Transport) State(host string) State {
+	if b := t.find(host); b != nil {
+		return b.current(&t.s)
+	}
+	return StateClosed
+}
+
+// IsOpen reports whether host's circuit is open: requests are refused.
+func (t *Transport) IsOpen(host string) bool { return t.State(host) == StateOpen }
+
+// IsHalfOpen reports whether host's circuit is half-open: probes may pass.
+func (t *Transport) IsHalfOpen(host string) bool { return t.State(host) == StateHalfOpen }
+
+// IsClosed reports whether host's circuit is closed: requests pass.
+func (t *Transport) IsClosed(host string) bool { return t.State(host) == StateClosed }
+
+// ClearState forces host's circuit closed and resets its counts; results of
+// calls admitted before are then dropped. Listeners hear of the transition
+// if the circuit was not closed.
+func (t *Transport) ClearState(host string) {
+	if b := t.find(host); b != nil {
+		b.clear(&t.s)
+	}
+}
+
+// find returns the breaker a host argument names, or nil.
+func (t *Transport) find(host string) *breaker {
+	if t.keyFunc != nil {
+		return t.hosts.lookup(host)
+	}
+	key := normalizeHost(host)
+	if b := t.hosts.lookup(key); b != nil {
+		return b
+	}
+	if alt := withoutDefaultPort(key); alt != "" {
+		return t.hosts.lookup(alt)
+	}
+	return nil
+}
+
+// CloseIdleConnections closes the base transport's idle connections, if it
+// has that method; [http.Client.CloseIdleConnections] reaches it this way.
+func (t *Transport) CloseIdleConnections() {
+	type closeIdler interface{ CloseIdleConnections() }
+	if c, ok := t.base.(closeIdler); ok {
+		c.CloseIdleConnections()
+	}
+}
