@@ -11,12 +11,33 @@ import (
 func requestKey(u *url.URL) string {
 	host := u.Host
 	if i := portColon(host); i >= 0 {
-		port := host[i+1:]
-		if port == "" || port == defaultPort(u.Scheme) {
+		if port := host[i+1:]; port == "" || port == defaultPort(u.Scheme) {
 			host = host[:i]
 		}
 	}
 	return strings.ToLower(host)
+}
+
+// maybeKey reports whether a request URL's host, as it stands, can be its
+// own breaker key: whether, if a breaker is known under exactly that string,
+// requestKey would give that string too. Keys are lower-case and keep only
+// ports that are no scheme's default, so a host that matches one needs no
+// normalising — unless it ends in a port requestKey might strip. This lets
+// the request path skip requestKey for hosts already tracked.
+func maybeKey(host string) bool {
+	n := len(host)
+	if n == 0 {
+		return false
+	}
+	switch host[n-1] { // most hosts end in a letter: one comparison
+	case ':':
+		return false
+	case '0':
+		return !strings.HasSuffix(host, ":80")
+	case '3':
+		return !strings.HasSuffix(host, ":443")
+	}
+	return true
 }
 
 // portColon returns the index of the colon before host's port, or -1.

@@ -74,12 +74,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req == nil {
 		return nil, errNilRequest
 	}
-	key, err := t.admissible(req)
+	b, err := t.breakerFor(req)
 	if err != nil {
 		closeBody(req)
 		return nil, err
 	}
-	b := t.hosts.obtain(key)
 	tk, refused := b.admit(&t.s)
 	if refused != nil {
 		return t.refuse(req, refused)
@@ -92,26 +91,31 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// admissible returns the breaker key of req, or why req cannot be sent.
-func (t *Transport) admissible(req *http.Request) (string, error) {
+// breakerFor returns the breaker of req's key, or why req cannot be sent.
+func (t *Transport) breakerFor(req *http.Request) (*breaker, error) {
 	switch {
 	case t.base == nil:
-		return "", errNotNew
+		return nil, errNotNew
 	case req.URL == nil:
-		return "", errNilURL
+		return nil, errNilURL
 	case !t.methods.allows(req.Method):
-		return "", &methodError{method: req.Method}
+		return nil, &methodError{method: req.Method}
 	}
 	var key string
 	if t.keyFunc != nil {
 		key = t.keyFunc(req)
 	} else {
+		if host := req.URL.Host; maybeKey(host) {
+			if b := t.hosts.lookup(host); b != nil {
+				return b, nil // a tracked host, already in normal form
+			}
+		}
 		key = requestKey(req.URL)
 	}
 	if key == "" {
-		return "", errEmptyHost
+		return nil, errEmptyHost
 	}
-	return key, nil
+	return t.hosts.obtain(key), nil
 }
 
 func (t *Transport) send(req *http.Request) (*http.Response, error) {

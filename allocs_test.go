@@ -1,0 +1,28 @@
+//go:build !race
+
+package httpbreaker_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/httpbreaker/httpbreaker"
+)
+
+// The closed path and an open refusal must not allocate: a count, not a
+// timing, so it is a test. (The race detector allocates, hence the tag.)
+func TestHotPathsDoNotAllocate(t *testing.T) {
+	req, err := http.NewRequest(http.MethodGet, "https://api.test:443/menu", nil)
+	require.NoError(t, err)
+	rt := newTransport(t, newOKBase())
+	_, _ = rt.RoundTrip(req) // first use tracks the host
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _, _ = rt.RoundTrip(req) }), "closed path")
+
+	refusing := newTransport(t, newFakeBase(func(string) int { return 500 }), httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}))
+	_, _ = refusing.RoundTrip(req)
+	require.True(t, refusing.IsOpen("api.test"))
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _, _ = refusing.RoundTrip(req) }), "open refusal")
+}

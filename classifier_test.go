@@ -1,0 +1,98 @@
+package httpbreaker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/httpbreaker/httpbreaker"
+)
+
+func status(code int) *http.Response { return &http.Response{StatusCode: code} }
+
+// transportErrors are classified alike by every built-in classifier.
+var transportErrors = []struct {
+	err  error
+	want httpbreaker.Outcome
+}{
+	{errUpstream, httpbreaker.Failure},
+	{context.DeadlineExceeded, httpbreaker.Failure},
+	{&url.Error{Op: "Get", URL: "http://a", Err: context.DeadlineExceeded}, httpbreaker.Failure},
+	{context.Canceled, httpbreaker.Ignore},
+	{&url.Error{Op: "Get", URL: "http://a", Err: context.Canceled}, httpbreaker.Ignore},
+	{fmt.Errorf("dial: %w", context.Canceled), httpbreaker.Ignore},
+}
+
+func TestDefaultClassifier(t *testing.T) {
+	for code, want := range map[int]httpbreaker.Outcome{
+		200: httpbreaker.Success, 201: httpbreaker.Failure, 204: httpbreaker.Failure, 304: httpbreaker.Failure,
+		404: httpbreaker.Failure, 429: httpbreaker.Failure, 500: httpbreaker.Failure, 503: httpbreaker.Failure,
+	} {
+		assert.Equal(t, want, httpbreaker.DefaultClassifier(status(code), nil), "status %d", code)
+	}
+	for _, tc := range transportErrors {
+		assert.Equal(t, tc.want, httpbreaker.DefaultClassifier(nil, tc.err), "%v", tc.err)
+	}
+}
+
+func TestSuccessStatus(t *testing.T) {
+	classify := httpbreaker.SuccessStatus(200, 204, 304, 42, 5000)
+	for code, want := range map[int]httpbreaker.Outcome{
+		200: httpbreaker.Success, 204: httpbreaker.Success, 304: httpbreaker.Success,
+		201: httpbreaker.Failure, 500: httpbreaker.Failure, 42: httpbreaker.Failure, 5000: httpbreaker.Failure,
+		-1: httpbreaker.Failure, 999: httpbreaker.Failure,
+	} {
+		assert.Equal(t, want, classify(status(code), nil), "status %d", code)
+	}
+	for _, tc := range transportErrors {
+		assert.Equal(t, tc.want, classify(nil, tc.err), "%v", tc.err)
+	}
+	assert.Equal(t, httpbreaker.Failure, httpbreaker.SuccessStatus()(status(200), nil), "no codes: nothing succeeds")
+}
+
+// failOnlyServerTrouble is the README's recipe: only 5xx, 429 and 408 (and
+// transport errors) count against the host; a 404 is the caller's problem.
+func failOnlyServerTrouble(resp *http.Response, err error) httpbreaker.Outcome {
+	if err != nil {
+		return httpbreaker.DefaultClassifier(nil, err)
+	}
+	switch code := resp.StatusCode; {
+	case code >= 500, code == http.StatusTooManyRequests, code == http.StatusRequestTimeout:
+		return httpbreaker.Failure
+	}
+	return httpbreaker.Success
+}
+
+func TestClassifierDecidesWhatTrips(t *testing.T) {
+	base := newFakeBase(func(string) int { return 404 })
+	rt := newTransport(t, base, httpbreaker.WithClassifier(failOnlyServerTrouble),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 2}))
+	for range 5 {
+		code, err := get(t, rt, host)
+		assert.NoError(t, err)
+		assert.Equal(t, 404, code)
+	}
+	assert.True(t, rt.IsClosed(host), "404s do not trip this classifier")
+
+	odd := newTransport(t, base, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}),
+		httpbreaker.WithClassifier(func(*http.Response, error) httpbreaker.Outcome { return 7 }))
+	_, _ = get(t, odd, host)
+	assert.True(t, odd.IsOpen(host), "an unknown outcome counts as a failure")
+}
+
+func TestStringers(t *testing.T) {
+	assert.Equal(t, "closed", httpbreaker.StateClosed.String())
+	assert.Equal(t, "open", httpbreaker.StateOpen.String())
+	assert.Equal(t, "half-open", httpbreaker.StateHalfOpen.String())
+	assert.Equal(t, "State(9)", httpbreaker.State(9).String())
+	assert.Equal(t, "success", httpbreaker.Success.String())
+	assert.Equal(t, "failure", httpbreaker.Failure.String())
+	assert.Equal(t, "ignore", httpbreaker.Ignore.String())
+	assert.Equal(t, "Outcome(-1)", httpbreaker.Outcome(-1).String())
+	assert.True(t, errors.Is(&httpbreaker.OpenError{}, httpbreaker.ErrCircuitOpen))
+}
