@@ -1,0 +1,188 @@
+package httpbreaker_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/httpbreaker/httpbreaker"
+)
+
+// A failing host trips its circuit; after that, requests to it are refused
+// at once with an error that matches ErrCircuitOpen.
+func Example() {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "database down", http.StatusServiceUnavailable)
+	}))
+	defer upstream.Close()
+
+	rt, err := httpbreaker.New(nil, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 3}))
+	if err != nil {
+		panic(err)
+	}
+	client := &http.Client{Transport: rt, Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+
+	for i := 1; i <= 4; i++ {
+		resp, err := client.Get(upstream.URL + "/menu")
+		switch {
+		case errors.Is(err, httpbreaker.ErrCircuitOpen):
+			fmt.Printf("call %d: refused, circuit open\n", i)
+		case err != nil:
+			fmt.Printf("call %d: %v\n", i, err)
+		default:
+			resp.Body.Close()
+			fmt.Printf("call %d: %s\n", i, resp.Status)
+		}
+	}
+	fmt.Println("open:", rt.IsOpen(upstream.URL))
+	// Output:
+	// call 1: 503 Service Unavailable
+	// call 2: 503 Service Unavailable
+	// call 3: 503 Service Unavailable
+	// call 4: refused, circuit open
+	// open: true
+}
+
+// The seed's "last successfully fetched menu": while the circuit is open, a
+// fallback answers with the last good body instead of an error.
+func ExampleWithFallback() {
+	var lastGood string // the app records it after each good fetch
+	fallback := func(req *http.Request, err error) (*http.Response, error) {
+		if lastGood == "" {
+			return nil, err
+		}
+		return &http.Response{
+			StatusCode: http.StatusOK,
+			Status:     "200 OK (stale)",
+			Header:     http.Header{"Warning": {`110 - "Response is Stale"`}},
+			Body:       io.NopCloser(strings.NewReader(lastGood)),
+			Request:    req,
+		}, nil
+	}
+	var down atomic.Bool
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if down.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		io.WriteString(w, "soup, bread")
+	}))
+	defer upstream.Close()
+	rt, _ := httpbreaker.New(nil, httpbreaker.WithFallback(fallback),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}))
+	client := &http.Client{Transport: rt}
+	defer client.CloseIdleConnections()
+
+	fetch := func() {
+		resp, err := client.Get(upstream.URL)
+		if err != nil {
+			fmt.Println("error:", err)
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == http.StatusOK && resp.Header.Get("Warning") == "" {
+			lastGood = string(body)
+		}
+		fmt.Printf("%s: %q\n", resp.Status, body)
+	}
+	fetch()
+	down.Store(true)
+	fetch() // fails and opens the circuit
+	fetch() // refused: the fallback answers
+	// Output:
+	// 200 OK: "soup, bread"
+	// 500 Internal Server Error: ""
+	// 200 OK (stale): "soup, bread"
+}
+
+// Real APIs answer 204 and 304 too; SuccessStatus lists what succeeds.
+func ExampleSuccessStatus() {
+	classify := httpbreaker.SuccessStatus(200, 204, 304)
+	for _, code := range []int{200, 204, 304, 404, 503} {
+		fmt.Println(code, classify(&http.Response{StatusCode: code}, nil))
+	}
+	// Output:
+	// 200 success
+	// 204 success
+	// 304 success
+	// 404 failure
+	// 503 failure
+}
+
+// A classifier that holds only the host's own trouble against it: 5xx, 429
+// and 408 fail, other statuses succeed, and transport errors are treated as
+// by DefaultClassifier (the caller's own cancellation is ignored).
+func ExampleClassifier() {
+	serverTrouble := func(resp *http.Response, err error) httpbreaker.Outcome {
+		if err != nil {
+			return httpbreaker.DefaultClassifier(nil, err)
+		}
+		switch code := resp.StatusCode; {
+		case code >= 500, code == http.StatusTooManyRequests, code == http.StatusRequestTimeout:
+			return httpbreaker.Failure
+		}
+		return httpbreaker.Success
+	}
+	rt, err := httpbreaker.New(nil, httpbreaker.WithClassifier(serverTrouble))
+	fmt.Println(rt != nil, err)
+	for _, code := range []int{200, 404, 408, 429, 502} {
+		fmt.Println(code, serverTrouble(&http.Response{StatusCode: code}, nil))
+	}
+	// Output:
+	// true <nil>
+	// 200 success
+	// 404 success
+	// 408 failure
+	// 429 failure
+	// 502 failure
+}
+
+// Listeners hear every transition, PyBreaker-style; an injected clock steps
+// through the reset timeout without sleeping.
+func ExampleWithOnStateChange() {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	failing := true
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if failing {
+			return nil, errors.New("connection refused")
+		}
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: req}, nil
+	})
+	rt, _ := httpbreaker.New(base,
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 2, ResetTimeout: 30 * time.Second}),
+		httpbreaker.WithClock(func() time.Time { return now }),
+		httpbreaker.WithOnStateChange(func(host string, from, to httpbreaker.State) {
+			fmt.Printf("%s: %s -> %s\n", host, from, to)
+		}))
+	get := func() error {
+		req, _ := http.NewRequest(http.MethodGet, "https://kitchen.example/menu", nil)
+		resp, err := rt.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	get()
+	get()
+	var open *httpbreaker.OpenError
+	if errors.As(get(), &open) {
+		fmt.Println("refused until", open.RetryAt.Format(time.TimeOnly))
+	}
+	now = now.Add(30 * time.Second)
+	failing = false
+	get()
+	fmt.Println(rt.State("kitchen.example"))
+	// Output:
+	// kitchen.example: closed -> open
+	// refused until 12:00:30
+	// kitchen.example: open -> half-open
+	// kitchen.example: half-open -> closed
+	// closed
+}
