@@ -541,3 +541,29 @@ func TestCallerCancellationIsIgnoredButDeadlinesFail(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.True(t, rt.IsOpen(srv.URL), "a host that outlasts the deadline has failed")
 }
+
+func TestPanickingListenerLeavesTheBreakerWorking(t *testing.T) {
+	clock := newClock()
+	var status atomic.Int64
+	status.Store(500)
+	log := &transitionLog{}
+	explode := true
+	rt := newTransport(t, statusFor(&status), httpbreaker.WithClock(clock.Now),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1, ResetTimeout: time.Second}),
+		httpbreaker.WithOnStateChange(func(h string, from, to httpbreaker.State) {
+			if explode {
+				explode = false
+				panic("listener exploded")
+			}
+			log.listen(h, from, to)
+		}))
+	assert.PanicsWithValue(t, "listener exploded", func() { _, _ = get(t, rt, host) })
+	assert.True(t, rt.IsOpen(host), "the transition happened before the listener ran")
+	clock.At(time.Second)
+	status.Store(200)
+	code, err := get(t, rt, host)
+	require.NoError(t, err)
+	assert.Equal(t, 200, code)
+	assert.Equal(t, []string{"api.test: open -> half-open", "api.test: half-open -> closed"}, log.get(),
+		"later transitions are still delivered")
+}
