@@ -24,14 +24,14 @@ type breaker struct {
 
 	mu sync.Mutex
 	// probes is the number of probes in flight while half-open; requires mu.
-	probes int
+	probes int32
 	// successes counts consecutive probe successes while half-open;
 	// requires mu.
-	successes int
-	// events are transitions not yet delivered to listeners; requires mu.
-	events []transition
+	successes int32
 	// notifying is set while one goroutine delivers events; requires mu.
 	notifying bool
+	// events are transitions not yet delivered to listeners; requires mu.
+	events []transition
 
 	host string
 }
@@ -86,7 +86,7 @@ func (b *breaker) admitSlow(s *settings, w word) (ticket, *OpenError) {
 	switch {
 	case w.state() == StateClosed:
 		tk = ticket{gen: w.gen()}
-	case w.state() == StateHalfOpen && b.probes < s.policy.HalfOpenMaxRequests:
+	case w.state() == StateHalfOpen && int(b.probes) < s.policy.HalfOpenMaxRequests:
 		b.probes++
 		tk = ticket{gen: w.gen(), probe: true}
 	default:
@@ -165,7 +165,7 @@ func (b *breaker) reportProbe(s *settings, tk ticket, o Outcome) {
 		case Ignore:
 		case Success:
 			b.successes++
-			if b.successes >= s.policy.SuccessThreshold {
+			if int(b.successes) >= s.policy.SuccessThreshold {
 				b.transition(s, w, StateClosed, now)
 			}
 		default:
