@@ -1,18 +1,24 @@
 # The README's two commands for a fresh machine: `make demo` and `make test`.
 GO ?= go
 
-.PHONY: demo test bench fmt
+.PHONY: demo test bench bench-core fmt
 
 demo: ## the seed's restaurant menu, through httpbreaker
 	$(GO) run ./examples/menu
 
-test: ## gofmt, vet and every test under the race detector
+test: ## gofmt, vet (the bench module too) and every test under the race detector
 	@unformatted=$$(gofmt -l .); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
-bench: ## the hot-path benchmarks: bare, floor and httpbreaker side by side
+bench: ## httpbreaker against its peers, side by side; writes bench/RESULTS.md
+	cd bench && $(GO) test -run '^$$' -bench . -benchmem -benchtime 500ms -count 6 -timeout 30m . | tee results.txt
+	cd bench && $(GO) tool benchstat results.txt | tee benchstat.txt
+	cd bench && $(GO) run ./report results.txt benchstat.txt > RESULTS.md
+
+bench-core: ## the root package's hot-path benchmarks: bare, floor and httpbreaker
 	$(GO) test -run '^$$' -bench 'RoundTrip' -benchmem -count 6 .
 
 fmt:
