@@ -3,7 +3,6 @@ package httpbreaker
 import (
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // breaker is one host's state machine: closed, open, half-open.
@@ -28,35 +27,30 @@ type breaker struct {
 	// successes counts consecutive probe successes while half-open;
 	// requires mu.
 	successes int32
+	// reopens counts failed probes in a row, for a growing open time;
+	// requires mu.
+	reopens int32
 	// notifying is set while one goroutine delivers events; requires mu.
 	notifying bool
 	// events are transitions not yet delivered to listeners; requires mu.
 	events []transition
 
+	// window counts outcomes for the failure-rate rule; nil when it is off.
+	window *rateWindow
+
 	host string
+}
+
+func newBreaker(host string, s *settings) *breaker {
+	b := &breaker{host: host}
+	if s.policy.Window > 0 {
+		b.window = new(rateWindow)
+	}
+	return b
 }
 
 // transition is one state change, as listeners see it.
 type transition struct{ from, to State }
-
-// ticket is what an admitted call carries to its report: the generation it
-// was admitted in and whether it holds a probe slot.
-type ticket struct {
-	gen   uint32
-	probe bool
-}
-
-// settings is what every breaker of a Transport shares.
-type settings struct {
-	policy    Policy // with defaults applied
-	now       func() time.Time
-	epoch     time.Time // offsets are measured from here
-	listeners []func(host string, from, to State)
-}
-
-// offset turns an instant into the int64 a breaker stores atomically. Using
-// Sub keeps the monotonic clock reading of real instants.
-func (s *settings) offset(t time.Time) int64 { return int64(t.Sub(s.epoch)) }
 
 func (b *breaker) load() word { return word(b.state.Load()) }
 
@@ -69,14 +63,18 @@ func (b *breaker) cas(old, new word) bool {
 func (b *breaker) admit(s *settings) (ticket, *OpenError) {
 	w := b.load()
 	if w.state() == StateClosed {
-		return ticket{gen: w.gen()}, nil
+		tk := ticket{gen: w.gen()}
+		if s.policy.SlowCall > 0 {
+			tk.start = s.clock()
+		}
+		return tk, nil
 	}
 	return b.admitSlow(s, w)
 }
 
 func (b *breaker) admitSlow(s *settings, w word) (ticket, *OpenError) {
-	now := s.now()
-	if w.state() == StateOpen && s.offset(now) < b.retryAt.Load() {
+	now := s.clock()
+	if w.state() == StateOpen && now < b.retryAt.Load() {
 		return ticket{}, b.refusal.Load()
 	}
 	b.mu.Lock()
@@ -85,10 +83,10 @@ func (b *breaker) admitSlow(s *settings, w word) (ticket, *OpenError) {
 	var refused *OpenError
 	switch {
 	case w.state() == StateClosed:
-		tk = ticket{gen: w.gen()}
+		tk = ticket{gen: w.gen(), start: now}
 	case w.state() == StateHalfOpen && int(b.probes) < s.policy.HalfOpenMaxRequests:
 		b.probes++
-		tk = ticket{gen: w.gen(), probe: true}
+		tk = ticket{gen: w.gen(), probe: true, start: now}
 	default:
 		refused = b.refusal.Load()
 	}
@@ -96,80 +94,126 @@ func (b *breaker) admitSlow(s *settings, w word) (ticket, *OpenError) {
 	return tk, refused
 }
 
-// report counts the outcome of an admitted call. A result from an earlier
-// generation is dropped.
-func (b *breaker) report(s *settings, tk ticket, o Outcome) {
-	if tk.probe {
-		b.reportProbe(s, tk, o)
-		return
+// reportPlain counts the outcome of an admitted call for a policy with no
+// timed rule: the default path, kept free of clock reads and verdicts.
+func (b *breaker) reportPlain(s *settings, tk ticket, o Outcome) {
+	if o != Success && o != Ignore {
+		o = Failure
 	}
-	switch o {
-	case Ignore:
-	case Success:
-		for {
-			w := b.load()
-			if w.gen() != tk.gen || w.failures() == 0 || b.cas(w, w.withFailures(0)) {
-				return
-			}
-		}
+	switch {
+	case tk.probe:
+		b.reportProbe(s, tk, verdict{outcome: o})
+	case o == Success:
+		b.forgetFailures(tk)
+	case o == Failure:
+		b.countFailure(s, tk, verdict{outcome: Failure})
+	}
+}
+
+// report counts the verdict on an admitted call, applying every rule of the
+// policy. A result from an earlier generation is dropped.
+func (b *breaker) report(s *settings, tk ticket, v verdict) {
+	switch {
+	case tk.probe:
+		b.reportProbe(s, tk, v)
+	case v.outcome == Ignore:
+	case b.rateTrips(s, tk, v): // a success may bring the window to its minimum
+		b.trip(s, tk.gen, v, true)
+	case v.outcome == Success:
+		b.forgetFailures(tk)
+	case v.until != 0: // a Retry-After
+		b.trip(s, tk.gen, v, true)
 	default:
-		for {
-			w := b.load()
-			if w.gen() != tk.gen {
-				return
-			}
-			n := w.failures() + 1
-			if n >= s.policy.FailureThreshold {
-				b.trip(s, tk.gen)
-				return
-			}
-			if b.cas(w, w.withFailures(n)) {
-				return
-			}
+		b.countFailure(s, tk, v)
+	}
+}
+
+// forgetFailures resets the consecutive-failure count after a success.
+func (b *breaker) forgetFailures(tk ticket) {
+	for {
+		w := b.load()
+		if w.gen() != tk.gen || w.failures() == 0 || b.cas(w, w.withFailures(0)) {
+			return
 		}
 	}
 }
 
+// countFailure adds a failure to the consecutive count, tripping the
+// circuit when it reaches the threshold.
+func (b *breaker) countFailure(s *settings, tk ticket, v verdict) {
+	for {
+		w := b.load()
+		if w.gen() != tk.gen {
+			return
+		}
+		n := w.failures() + 1
+		if n >= s.policy.FailureThreshold {
+			b.trip(s, tk.gen, v, false)
+			return
+		}
+		if b.cas(w, w.withFailures(n)) {
+			return
+		}
+	}
+}
+
+// rateTrips records a success or failure in the rate window and reports
+// whether the window's failure ratio now opens the circuit. While no
+// failure is in the window, a success costs one bucket update.
+func (b *breaker) rateTrips(s *settings, tk ticket, v verdict) bool {
+	if b.window == nil || b.load().gen() != tk.gen {
+		return false
+	}
+	index := s.bucket(v.at)
+	return b.window.record(index, v.outcome == Failure) &&
+		b.window.exceeded(index, s.policy.MinimumRequests, s.policy.FailureRatio)
+}
+
 // trip counts the failure that reaches the threshold and opens the circuit,
-// unless the count changed or the generation moved on meanwhile.
-func (b *breaker) trip(s *settings, gen uint32) {
-	now := s.now()
+// unless the count changed or the generation moved on meanwhile. force
+// opens it whatever the count: the rate window or a Retry-After asked.
+func (b *breaker) trip(s *settings, gen uint32, v verdict, force bool) {
+	if !v.timed {
+		v.at, v.timed = s.clock(), true
+	}
 	b.mu.Lock()
 	for {
 		w := b.load()
 		if w.gen() != gen {
 			break
 		}
-		if n := w.failures() + 1; n < s.policy.FailureThreshold {
+		if n := w.failures() + 1; !force && n < s.policy.FailureThreshold {
 			if b.cas(w, w.withFailures(n)) {
 				break
 			}
 			continue
 		}
-		if b.transition(s, w, StateOpen, now) {
+		if b.transition(s, w, StateOpen, v.at, v.until) {
 			break
 		}
 	}
 	b.unlockAndNotify(s)
 }
 
-func (b *breaker) reportProbe(s *settings, tk ticket, o Outcome) {
-	var now time.Time
-	if o != Success && o != Ignore {
-		now = s.now()
+func (b *breaker) reportProbe(s *settings, tk ticket, v verdict) {
+	if v.outcome == Failure && !v.timed {
+		v.at, v.timed = s.clock(), true
 	}
 	b.mu.Lock()
 	if w := b.load(); w.gen() == tk.gen {
 		b.probes--
-		switch o {
+		switch v.outcome {
 		case Ignore:
 		case Success:
 			b.successes++
 			if int(b.successes) >= s.policy.SuccessThreshold {
-				b.transition(s, w, StateClosed, now)
+				b.transition(s, w, StateClosed, v.at, 0)
 			}
 		default:
-			b.transition(s, w, StateOpen, now)
+			if b.reopens < 62 {
+				b.reopens++
+			}
+			b.transition(s, w, StateOpen, v.at, v.until)
 		}
 	}
 	b.unlockAndNotify(s)
@@ -182,8 +226,8 @@ func (b *breaker) current(s *settings) State {
 	if w.state() != StateOpen {
 		return w.state()
 	}
-	now := s.now()
-	if s.offset(now) < b.retryAt.Load() {
+	now := s.clock()
+	if now < b.retryAt.Load() {
 		return StateOpen
 	}
 	b.mu.Lock()
@@ -195,39 +239,48 @@ func (b *breaker) current(s *settings) State {
 // clear closes the circuit and forgets its counts.
 func (b *breaker) clear(s *settings) {
 	b.mu.Lock()
-	for !b.transition(s, b.load(), StateClosed, time.Time{}) {
+	for !b.transition(s, b.load(), StateClosed, 0, 0) {
 	}
 	b.unlockAndNotify(s)
 }
 
 // advance turns an open circuit half-open once its retry time has come and
 // returns the current word. Requires b.mu held.
-func (b *breaker) advance(s *settings, now time.Time) word {
+func (b *breaker) advance(s *settings, now int64) word {
 	w := b.load()
-	if w.state() == StateOpen && s.offset(now) >= b.retryAt.Load() {
-		b.transition(s, w, StateHalfOpen, now)
+	if w.state() == StateOpen && now >= b.retryAt.Load() {
+		b.transition(s, w, StateHalfOpen, now, 0)
 		w = b.load()
 	}
 	return w
 }
 
 // transition moves the breaker from the word w to state to, in a new
-// generation, and queues the change for listeners. It reports false, and
-// changes nothing that matters, if the word is no longer w (a lock-free
-// closed-path update came first). Requires b.mu held.
-func (b *breaker) transition(s *settings, w word, to State, now time.Time) bool {
+// generation, and queues the change for listeners. An opening lasts until
+// until if that is not 0, else for the policy's open time after now. It
+// reports false, and changes nothing that matters, if the word is no longer
+// w (a lock-free closed-path update came first). Requires b.mu held.
+func (b *breaker) transition(s *settings, w word, to State, now, until int64) bool {
 	switch to {
 	case StateOpen:
-		retry := now.Add(s.policy.ResetTimeout)
-		b.retryAt.Store(s.offset(retry))
-		b.refusal.Store(&OpenError{Host: b.host, State: StateOpen, RetryAt: retry})
+		if until == 0 {
+			until = later(now, s.policy.openTimeout(int(b.reopens)))
+		}
+		b.retryAt.Store(until)
+		b.refusal.Store(&OpenError{Host: b.host, State: StateOpen, RetryAt: s.instant(until)})
 	case StateHalfOpen:
-		b.refusal.Store(&OpenError{Host: b.host, State: StateHalfOpen, RetryAt: now})
+		b.refusal.Store(&OpenError{Host: b.host, State: StateHalfOpen, RetryAt: s.instant(now)})
 	}
 	if !b.cas(w, packWord(to, 0, w.gen()+1)) {
 		return false
 	}
 	b.probes, b.successes = 0, 0
+	if to == StateClosed {
+		b.reopens = 0
+		if b.window != nil {
+			b.window.reset()
+		}
+	}
 	if from := w.state(); from != to && len(s.listeners) > 0 {
 		b.events = append(b.events, transition{from, to})
 	}

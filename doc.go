@@ -22,6 +22,12 @@
 // The outcome of a call is decided when its response headers arrive, so a
 // body the caller never reads holds nothing.
 //
+// Beyond the count of consecutive failures, a [Policy] can trip on a
+// failure rate over a sliding window ([Policy.Window]), count slow calls as
+// failures ([Policy.SlowCall]), grow the open time after each failed probe
+// ([Policy.MaxResetTimeout]) and honour a 429 or 503's Retry-After
+// ([Policy.MaxRetryAfter]). Each is off at its zero value.
+//
 // # Hosts
 //
 // The breaker key is the request URL's host, lower-cased, with the port kept

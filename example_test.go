@@ -186,3 +186,48 @@ func ExampleWithOnStateChange() {
 	// kitchen.example: half-open -> closed
 	// closed
 }
+
+// Trip at 50% failures over 30 seconds once 20 calls were seen, beside the
+// consecutive rule; honour Retry-After up to 5 minutes; double the open time
+// after each failed probe, up to 10 minutes; count calls slower than 2s as
+// failures.
+func ExamplePolicy() {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	calls := 0
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		calls++
+		status := http.StatusOK
+		if calls%2 == 0 { // every other call fails: a 50% failure rate, never 5 in a row
+			status = http.StatusBadGateway
+		}
+		return &http.Response{StatusCode: status, Body: http.NoBody, Request: req}, nil
+	})
+	rt, err := httpbreaker.New(base,
+		httpbreaker.WithClock(func() time.Time { return now }),
+		httpbreaker.WithPolicy(httpbreaker.Policy{
+			Window:          30 * time.Second,
+			MinimumRequests: 20,
+			FailureRatio:    0.5,
+			SlowCall:        2 * time.Second,
+			ResetTimeout:    time.Minute,
+			MaxResetTimeout: 10 * time.Minute,
+			MaxRetryAfter:   5 * time.Minute,
+		}))
+	if err != nil {
+		panic(err)
+	}
+	for i := 1; i <= 25; i++ {
+		req, _ := http.NewRequest(http.MethodGet, "https://inventory.example/items", nil)
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			fmt.Printf("call %d refused: %v\n", i, err)
+			break
+		}
+		resp.Body.Close()
+		now = now.Add(time.Second)
+	}
+	fmt.Println("upstream calls:", calls)
+	// Output:
+	// call 21 refused: httpbreaker: circuit open for "inventory.example", retry at 2026-01-01T12:01:19Z
+	// upstream calls: 20
+}

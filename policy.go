@@ -22,6 +22,34 @@ type Policy struct {
 	// closes the circuit again. It may exceed HalfOpenMaxRequests: probes
 	// then go through in turns. 0 means 1.
 	SuccessThreshold int
+
+	// Window turns on failure-rate tripping over a sliding window this long,
+	// beside the consecutive-failure rule: whichever fires first opens the
+	// circuit. The window is 10 buckets of Window/10, its resolution, and
+	// starts empty again each time the circuit closes. 0: off.
+	Window time.Duration
+	// MinimumRequests is how many calls classified Success or Failure the
+	// window must hold before its rate may trip. 0 means 20. Needs Window.
+	MinimumRequests int
+	// FailureRatio is the share of failures in the window,
+	// failures / (successes + failures), at or above which the circuit
+	// opens. 0 means 0.5; it must lie in [0, 1].
+	FailureRatio float64
+	// SlowCall makes a call classified Success count as a Failure for every
+	// rule, half-open included, if the base transport took longer than this
+	// from admission to the response headers. The caller still gets the
+	// response. 0: off.
+	SlowCall time.Duration
+	// MaxResetTimeout lets the open time grow: each failed probe in a row
+	// doubles it (ResetTimeout, 2×, 4×, …) up to MaxResetTimeout; closing
+	// resets it. 0: it never grows; otherwise at least ResetTimeout.
+	MaxResetTimeout time.Duration
+	// MaxRetryAfter honours Retry-After: a 429 or 503 response classified
+	// Failure with a valid Retry-After (delta-seconds or an HTTP-date) opens
+	// the circuit at once, below the threshold too, or reopens it from
+	// half-open, until now + min(Retry-After, MaxRetryAfter). A zero, past or
+	// unreadable value is just a failure. 0: Retry-After is ignored.
+	MaxRetryAfter time.Duration
 }
 
 // Policy defaults, applied to zero fields.
@@ -30,6 +58,8 @@ const (
 	DefaultResetTimeout        = 60 * time.Second
 	DefaultHalfOpenMaxRequests = 1
 	DefaultSuccessThreshold    = 1
+	DefaultMinimumRequests     = 20  // with Window set
+	DefaultFailureRatio        = 0.5 // with Window set
 )
 
 // maxCount bounds the count fields: the consecutive-failure count lives in
@@ -50,6 +80,12 @@ func (p Policy) withDefaults() Policy {
 	if p.SuccessThreshold == 0 {
 		p.SuccessThreshold = DefaultSuccessThreshold
 	}
+	if p.Window > 0 && p.MinimumRequests == 0 {
+		p.MinimumRequests = DefaultMinimumRequests
+	}
+	if p.Window > 0 && p.FailureRatio == 0 {
+		p.FailureRatio = DefaultFailureRatio
+	}
 	return p
 }
 
@@ -62,14 +98,52 @@ func (p Policy) validate() error {
 		{"FailureThreshold", p.FailureThreshold},
 		{"HalfOpenMaxRequests", p.HalfOpenMaxRequests},
 		{"SuccessThreshold", p.SuccessThreshold},
+		{"MinimumRequests", p.MinimumRequests},
 	}
 	for _, c := range counts {
 		if c.value < 0 || c.value > maxCount {
 			return fmt.Errorf("httpbreaker: Policy.%s is %d, want 0 (default) to %d", c.name, c.value, maxCount)
 		}
 	}
-	if p.ResetTimeout < 0 {
-		return fmt.Errorf("httpbreaker: Policy.ResetTimeout is %v, want 0 (default) or more", p.ResetTimeout)
+	durations := []struct {
+		name  string
+		value time.Duration
+	}{
+		{"ResetTimeout", p.ResetTimeout},
+		{"Window", p.Window},
+		{"SlowCall", p.SlowCall},
+		{"MaxResetTimeout", p.MaxResetTimeout},
+		{"MaxRetryAfter", p.MaxRetryAfter},
+	}
+	for _, d := range durations {
+		if d.value < 0 {
+			return fmt.Errorf("httpbreaker: Policy.%s is %v, want 0 (off or default) or more", d.name, d.value)
+		}
+	}
+	if !(p.FailureRatio >= 0 && p.FailureRatio <= 1) { // NaN fails both
+		return fmt.Errorf("httpbreaker: Policy.FailureRatio is %v, want 0 (default) to 1", p.FailureRatio)
+	}
+	if p.MinimumRequests > 0 && p.Window == 0 {
+		return fmt.Errorf("httpbreaker: Policy.MinimumRequests is %d but Window is 0: set Window to use it", p.MinimumRequests)
+	}
+	if p.FailureRatio > 0 && p.Window == 0 {
+		return fmt.Errorf("httpbreaker: Policy.FailureRatio is %v but Window is 0: set Window to use it", p.FailureRatio)
+	}
+	if reset := p.withDefaults().ResetTimeout; p.MaxResetTimeout > 0 && p.MaxResetTimeout < reset {
+		return fmt.Errorf("httpbreaker: Policy.MaxResetTimeout is %v, below ResetTimeout %v", p.MaxResetTimeout, reset)
 	}
 	return nil
+}
+
+// openTimeout is how long the circuit stays open after reopens failed
+// probes in a row.
+func (p Policy) openTimeout(reopens int) time.Duration {
+	d := p.ResetTimeout
+	if p.MaxResetTimeout == 0 {
+		return d
+	}
+	for ; reopens > 0 && d < p.MaxResetTimeout; reopens-- {
+		d *= 2
+	}
+	return min(d, p.MaxResetTimeout)
 }

@@ -36,7 +36,7 @@ func (r *registry) lookup(key string) *breaker {
 }
 
 // obtain returns the breaker of key, tracking it, closed, on first use.
-func (r *registry) obtain(key string) *breaker {
+func (r *registry) obtain(key string, s *settings) *breaker {
 	if b := r.readMap()[key]; b != nil {
 		return b
 	}
@@ -49,7 +49,7 @@ func (r *registry) obtain(key string) *breaker {
 		r.dirty = make(map[string]*breaker)
 	}
 	key = strings.Clone(key) // don't pin the request's URL string
-	b := &breaker{host: key}
+	b := newBreaker(key, s)
 	r.dirty[key] = b
 	return b
 }

@@ -12,14 +12,14 @@ import (
 func TestRegistryTracksEachKeyOnce(t *testing.T) {
 	var r registry
 	assert.Nil(t, r.lookup("a"), "looking does not track")
-	a := r.obtain("a")
+	a := r.obtain("a", &settings{})
 	require.NotNil(t, a)
-	assert.Same(t, a, r.obtain("a"))
+	assert.Same(t, a, r.obtain("a", &settings{}))
 	assert.Same(t, a, r.lookup("a"))
 	assert.Equal(t, "a", a.host)
 
 	for i := range 100 { // enough misses to publish the dirty map, more than once
-		r.obtain(fmt.Sprint(i))
+		r.obtain(fmt.Sprint(i), &settings{})
 		assert.Same(t, a, r.lookup("a"))
 	}
 	for i := range 100 {
@@ -40,7 +40,7 @@ func TestRegistryConcurrentObtainGivesOneBreakerPerKey(t *testing.T) {
 			got[g] = make([]*breaker, keys)
 			for i := range keys {
 				k := (i*7 + g*13) % keys
-				got[g][k] = r.obtain(fmt.Sprint(k))
+				got[g][k] = r.obtain(fmt.Sprint(k), &settings{})
 				_ = r.lookup(fmt.Sprint((k + 1) % keys))
 			}
 		}()

@@ -52,13 +52,16 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 	if base == nil {
 		base = cleanhttp.DefaultPooledTransport()
 	}
+	policy := c.policy.withDefaults()
 	return &Transport{
 		base: base,
 		s: settings{
-			policy:    c.policy.withDefaults(),
+			policy:    policy,
 			now:       c.now,
 			epoch:     c.now(),
 			listeners: c.listeners,
+			timed:     policy.Window > 0 || policy.SlowCall > 0,
+			plain:     policy.Window == 0 && policy.SlowCall == 0 && policy.MaxRetryAfter == 0,
 		},
 		classify: c.classifier,
 		methods:  c.methods,
@@ -87,7 +90,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.probe(req, b, tk)
 	}
 	resp, err := t.send(req)
-	b.report(&t.s, tk, t.classify(resp, err))
+	if t.s.plain {
+		b.reportPlain(&t.s, tk, t.classify(resp, err))
+	} else {
+		b.report(&t.s, tk, t.judge(tk, resp, err))
+	}
 	return resp, err
 }
 
@@ -115,7 +122,7 @@ func (t *Transport) breakerFor(req *http.Request) (*breaker, error) {
 	if key == "" {
 		return nil, errEmptyHost
 	}
-	return t.hosts.obtain(key), nil
+	return t.hosts.obtain(key, &t.s), nil
 }
 
 func (t *Transport) send(req *http.Request) (*http.Response, error) {
@@ -130,13 +137,13 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 	reported := false
 	defer func() {
 		if !reported {
-			b.report(&t.s, tk, Ignore)
+			b.report(&t.s, tk, verdict{outcome: Ignore})
 		}
 	}()
 	resp, err := t.send(req)
-	outcome := t.classify(resp, err)
+	v := t.judge(tk, resp, err)
 	reported = true
-	b.report(&t.s, tk, outcome)
+	b.report(&t.s, tk, v)
 	return resp, err
 }
 

@@ -1,0 +1,91 @@
+package httpbreaker_test
+
+import (
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/httpbreaker/httpbreaker"
+)
+
+// mutexBreaker is the naive timed breaker the policy benchmarks measure
+// against: per host in a sync.Map, a mutex taken before and after the call
+// and one time.Now() per call, around a count of failures. (gobreaker takes
+// its mutex and reads the clock on both sides.)
+type mutexBreaker struct {
+	base  http.RoundTripper
+	hosts sync.Map // host → *mutexHost
+}
+
+type mutexHost struct {
+	mu        sync.Mutex
+	failures  int
+	lastCall  time.Time
+	openUntil time.Time
+}
+
+func (m *mutexBreaker) RoundTrip(req *http.Request) (*http.Response, error) {
+	v, ok := m.hosts.Load(req.URL.Host)
+	if !ok {
+		v, _ = m.hosts.LoadOrStore(req.URL.Host, new(mutexHost))
+	}
+	h := v.(*mutexHost)
+	h.mu.Lock()
+	now := time.Now()
+	if now.Before(h.openUntil) {
+		h.mu.Unlock()
+		return nil, httpbreaker.ErrCircuitOpen
+	}
+	h.lastCall = now
+	h.mu.Unlock()
+	resp, err := m.base.RoundTrip(req)
+	h.mu.Lock()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		h.failures++
+	} else {
+		h.failures = 0
+	}
+	h.mu.Unlock()
+	return resp, err
+}
+
+// policyContenders are the timed policies beside the default one, over one
+// base, for side-by-side figures.
+func policyContenders(b *testing.B) map[string]http.RoundTripper {
+	base := newOKBase()
+	make := func(p httpbreaker.Policy) http.RoundTripper {
+		rt, err := httpbreaker.New(base, httpbreaker.WithPolicy(p))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return rt
+	}
+	return map[string]http.RoundTripper{
+		"bare":         base,
+		"mutex+now":    &mutexBreaker{base: base},
+		"default":      make(httpbreaker.Policy{}),
+		"window":       make(httpbreaker.Policy{Window: 30 * time.Second}),
+		"slowcall":     make(httpbreaker.Policy{SlowCall: time.Second}),
+		"window+slow":  make(httpbreaker.Policy{Window: 30 * time.Second, SlowCall: time.Second}),
+		"all-policies": make(httpbreaker.Policy{Window: 30 * time.Second, SlowCall: time.Second, MaxResetTimeout: time.Hour, MaxRetryAfter: time.Minute}),
+	}
+}
+
+var policyNames = []string{"bare", "mutex+now", "default", "window", "slowcall", "window+slow", "all-policies"}
+
+func BenchmarkPolicyClosed(b *testing.B) {
+	all := policyContenders(b)
+	reqs := requests(b, 1)
+	for _, name := range policyNames {
+		b.Run(name, func(b *testing.B) { benchSerial(b, all[name], reqs) })
+	}
+}
+
+func BenchmarkPolicyClosedParallel1000Hosts(b *testing.B) {
+	all := policyContenders(b)
+	reqs := requests(b, 1000)
+	for _, name := range policyNames {
+		b.Run(name, func(b *testing.B) { benchParallel(b, all[name], reqs) })
+	}
+}

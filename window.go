@@ -1,0 +1,101 @@
+package httpbreaker
+
+import "sync/atomic"
+
+// rateWindow counts successes and failures over the last Window in
+// windowBuckets buckets of Window/windowBuckets. Each bucket is one atomic
+// word, so recording is a load and a CAS, with no lock and no allocation;
+// its memory is fixed whatever the traffic.
+type rateWindow struct {
+	buckets [windowBuckets]atomic.Uint64
+	// lastFailure is 1 + the bucket index of the latest failure, 0 if none:
+	// a success needs the sums only if a failure is still in the window.
+	lastFailure atomic.Int64
+}
+
+const windowBuckets = 10
+
+// A bucket word packs, from the high bits down: the bucket's tag (the low 24
+// bits of its index, the instant divided by the bucket width), its failures
+// (20 bits) and its successes (20 bits). When a count would overflow, both
+// are halved: the ratio survives, and the volume is far above any minimum.
+const (
+	bucketCountBits = 20
+	bucketCountMask = 1<<bucketCountBits - 1
+	bucketTagShift  = 2 * bucketCountBits
+	bucketTagMask   = 1<<24 - 1
+)
+
+func bucketTag(index int64) uint64 { return uint64(index) & bucketTagMask }
+
+func bucketSlot(index int64) int {
+	return int((index%windowBuckets + windowBuckets) % windowBuckets)
+}
+
+// record counts one outcome in the bucket of index and reports whether a
+// failure may be in the window that ends there.
+func (w *rateWindow) record(index int64, failure bool) (failures bool) {
+	w.add(index, failure)
+	if failure {
+		for last := w.lastFailure.Load(); last < index+1; last = w.lastFailure.Load() {
+			if w.lastFailure.CompareAndSwap(last, index+1) {
+				break
+			}
+		}
+		return true
+	}
+	last := w.lastFailure.Load()
+	return last != 0 && index-(last-1) < windowBuckets
+}
+
+func (w *rateWindow) add(index int64, failure bool) {
+	slot := &w.buckets[bucketSlot(index)]
+	tag := bucketTag(index)
+	for {
+		old := slot.Load()
+		successes, failures := old&bucketCountMask, old>>bucketCountBits&bucketCountMask
+		if old>>bucketTagShift != tag { // a bucket from an earlier lap
+			successes, failures = 0, 0
+		}
+		if failure {
+			failures++
+		} else {
+			successes++
+		}
+		if successes > bucketCountMask || failures > bucketCountMask {
+			successes, failures = successes/2, failures/2
+		}
+		if slot.CompareAndSwap(old, tag<<bucketTagShift|failures<<bucketCountBits|successes) {
+			return
+		}
+	}
+}
+
+// counts sums the buckets of the window that ends with the bucket of index.
+func (w *rateWindow) counts(index int64) (successes, failures int) {
+	now := bucketTag(index)
+	for i := range w.buckets {
+		word := w.buckets[i].Load()
+		if age := (now - word>>bucketTagShift) & bucketTagMask; age < windowBuckets {
+			successes += int(word & bucketCountMask)
+			failures += int(word >> bucketCountBits & bucketCountMask)
+		}
+	}
+	return successes, failures
+}
+
+// reset empties the window.
+func (w *rateWindow) reset() {
+	for i := range w.buckets {
+		w.buckets[i].Store(0)
+	}
+	w.lastFailure.Store(0)
+}
+
+// exceeded reports whether the window ending with the bucket of index holds
+// at least minimum calls and a failure ratio of at least ratio.
+func (w *rateWindow) exceeded(index int64, minimum int, ratio float64) bool {
+	successes, failures := w.counts(index)
+	total := successes + failures
+	return total >= minimum && float64(failures) >= ratio*float64(total)
+}
