@@ -27,19 +27,58 @@ type breaker struct {
 	// successes counts consecutive probe successes while half-open;
 	// requires mu.
 	successes int32
+	// lastUsed is the registry's tick when a request last used the
+	// breaker: eviction forgets the least recently used.
+	lastUsed atomic.Uint32
 	// reopens counts failed probes in a row, for a growing open time;
 	// requires mu.
-	reopens int32
+	reopens uint8
 	// notifying is set while one goroutine delivers events; requires mu.
 	notifying bool
-	// events are transitions not yet delivered to listeners; requires mu.
-	events []transition
+	// events are transitions not yet delivered to listeners, nil until the
+	// first; requires mu.
+	events *[]transition
 
 	// window counts outcomes for the failure-rate rule; nil when it is off.
 	window *rateWindow
 
 	host string
+
+	// counts are the totals since the host was first tracked.
+	counts counters
 }
+
+// counters are a host's totals. Requests is not stored: each call that
+// reached the base ends as exactly one of the other three, so it is their
+// sum, and a snapshot is consistent in itself.
+type counters struct {
+	successes, failures, ignored, rejected atomic.Uint64
+}
+
+func (c *counters) count(o Outcome) {
+	switch o {
+	case Success:
+		c.successes.Add(1)
+	case Ignore:
+		c.ignored.Add(1)
+	default:
+		c.failures.Add(1)
+	}
+}
+
+func (c *counters) snapshot() Counts {
+	n := Counts{
+		Successes: c.successes.Load(),
+		Failures:  c.failures.Load(),
+		Ignored:   c.ignored.Load(),
+		Rejected:  c.rejected.Load(),
+	}
+	n.Requests = n.Successes + n.Failures + n.Ignored
+	return n
+}
+
+// isolatedUntil is the retry offset of an isolated circuit: never.
+const isolatedUntil = 1<<63 - 1
 
 func newBreaker(host string, s *settings) *breaker {
 	b := &breaker{host: host}
@@ -100,6 +139,7 @@ func (b *breaker) reportPlain(s *settings, tk ticket, o Outcome) {
 	if o != Success && o != Ignore {
 		o = Failure
 	}
+	b.counts.count(o)
 	switch {
 	case tk.probe:
 		b.reportProbe(s, tk, verdict{outcome: o})
@@ -113,6 +153,7 @@ func (b *breaker) reportPlain(s *settings, tk ticket, o Outcome) {
 // report counts the verdict on an admitted call, applying every rule of the
 // policy. A result from an earlier generation is dropped.
 func (b *breaker) report(s *settings, tk ticket, v verdict) {
+	b.counts.count(v.outcome)
 	switch {
 	case tk.probe:
 		b.reportProbe(s, tk, v)
@@ -210,7 +251,7 @@ func (b *breaker) reportProbe(s *settings, tk ticket, v verdict) {
 				b.transition(s, w, StateClosed, v.at, 0)
 			}
 		default:
-			if b.reopens < 62 {
+			if b.reopens < 62 { // the open time has long reached its cap
 				b.reopens++
 			}
 			b.transition(s, w, StateOpen, v.at, v.until)
@@ -244,6 +285,41 @@ func (b *breaker) clear(s *settings) {
 	b.unlockAndNotify(s)
 }
 
+// isolated reports whether the circuit is open until cleared.
+func (b *breaker) isolated() bool {
+	return b.load().state() == StateOpen && b.retryAt.Load() == isolatedUntil
+}
+
+// isolate opens the circuit until clear: no probe is ever admitted.
+func (b *breaker) isolate(s *settings) {
+	now := s.clock()
+	b.mu.Lock()
+	for !b.transition(s, b.load(), StateOpen, now, isolatedUntil) {
+	}
+	b.unlockAndNotify(s)
+}
+
+// status describes the breaker, consistently: state and counts of one
+// moment. An open circuit whose time has come turns half-open first, as for
+// State.
+func (b *breaker) status(s *settings) HostStatus {
+	b.current(s)
+	b.mu.Lock()
+	w := b.load()
+	st := HostStatus{Host: b.host, State: w.state(), ConsecutiveFailures: w.failures()}
+	if w.state() != StateClosed {
+		refusal := b.refusal.Load()
+		st.OpenedAt = refusal.openedAt
+		st.Isolated = w.state() == StateOpen && b.retryAt.Load() == isolatedUntil
+		if w.state() == StateOpen {
+			st.RetryAt = refusal.RetryAt
+		}
+	}
+	st.Total = b.counts.snapshot()
+	b.mu.Unlock()
+	return st
+}
+
 // advance turns an open circuit half-open once its retry time has come and
 // returns the current word. Requires b.mu held.
 func (b *breaker) advance(s *settings, now int64) word {
@@ -266,10 +342,14 @@ func (b *breaker) transition(s *settings, w word, to State, now, until int64) bo
 		if until == 0 {
 			until = later(now, s.policy.openTimeout(int(b.reopens)))
 		}
+		refusal := &OpenError{Host: b.host, State: StateOpen, openedAt: s.instant(now)}
+		if until != isolatedUntil {
+			refusal.RetryAt = s.instant(until)
+		}
 		b.retryAt.Store(until)
-		b.refusal.Store(&OpenError{Host: b.host, State: StateOpen, RetryAt: s.instant(until)})
+		b.refusal.Store(refusal)
 	case StateHalfOpen:
-		b.refusal.Store(&OpenError{Host: b.host, State: StateHalfOpen, RetryAt: s.instant(now)})
+		b.refusal.Store(&OpenError{Host: b.host, State: StateHalfOpen, RetryAt: s.instant(now), openedAt: b.refusal.Load().openedAt})
 	}
 	if !b.cas(w, packWord(to, 0, w.gen()+1)) {
 		return false
@@ -282,7 +362,10 @@ func (b *breaker) transition(s *settings, w word, to State, now, until int64) bo
 		}
 	}
 	if from := w.state(); from != to && len(s.listeners) > 0 {
-		b.events = append(b.events, transition{from, to})
+		if b.events == nil {
+			b.events = new([]transition)
+		}
+		*b.events = append(*b.events, transition{from, to})
 	}
 	return true
 }
@@ -290,7 +373,7 @@ func (b *breaker) transition(s *settings, w word, to State, now, until int64) bo
 // unlockAndNotify releases b.mu, then delivers any queued transitions.
 // Requires b.mu held.
 func (b *breaker) unlockAndNotify(s *settings) {
-	pending := len(b.events) > 0 && !b.notifying
+	pending := b.events != nil && len(*b.events) > 0 && !b.notifying
 	b.mu.Unlock()
 	if pending {
 		b.notify(s)
@@ -317,16 +400,16 @@ func (b *breaker) notify(s *settings) {
 			b.mu.Unlock()
 		}
 	}()
-	for len(b.events) > 0 {
-		ev := b.events[0]
-		b.events = b.events[1:]
+	for len(*b.events) > 0 {
+		ev := (*b.events)[0]
+		*b.events = (*b.events)[1:]
 		b.mu.Unlock()
 		for _, listen := range s.listeners {
 			listen(b.host, ev.from, ev.to)
 		}
 		b.mu.Lock()
 	}
-	b.events = nil
+	*b.events = nil
 	b.notifying = false
 	finished = true
 	b.mu.Unlock()

@@ -29,8 +29,10 @@ type OpenError struct {
 	State State
 	// RetryAt is the earliest time a probe may be admitted. While half-open
 	// it is the instant the circuit turned half-open: a slot may free at any
-	// moment.
+	// moment. It is zero for a host isolated with Transport.Isolate.
 	RetryAt time.Time
+
+	openedAt time.Time // when the episode began, for HostStatus
 }
 
 // Error describes the refusal.
@@ -40,7 +42,7 @@ func (e *OpenError) Error() string {
 		return msg + ", probes busy"
 	}
 	if e.RetryAt.IsZero() {
-		return msg
+		return msg + ", isolated"
 	}
 	return msg + ", retry at " + e.RetryAt.Format(time.RFC3339Nano)
 }

@@ -20,6 +20,8 @@ type config struct {
 	fallback   Fallback
 	listeners  []func(host string, from, to State)
 	now        func() time.Time
+	maxHosts   int
+	staleBytes int64
 }
 
 // WithPolicy sets the thresholds and timeouts; see [Policy] for the defaults

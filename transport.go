@@ -22,6 +22,7 @@ type Transport struct {
 	methods  methodTable
 	keyFunc  func(*http.Request) string // nil: the normalised host
 	fallback Fallback                   // nil: refusals return *OpenError
+	stale    *staleCache                // nil: no stale-if-error
 	hosts    registry
 }
 
@@ -37,7 +38,7 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpbreaker: DefaultMethods: %w", err)
 	}
-	c := config{classifier: DefaultClassifier, methods: methods, now: time.Now}
+	c := config{classifier: DefaultClassifier, methods: methods, now: time.Now, maxHosts: DefaultMaxHosts}
 	for i, opt := range opts {
 		if opt == nil {
 			return nil, fmt.Errorf("httpbreaker: option %d of New is nil", i)
@@ -53,7 +54,7 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 		base = cleanhttp.DefaultPooledTransport()
 	}
 	policy := c.policy.withDefaults()
-	return &Transport{
+	t := &Transport{
 		base: base,
 		s: settings{
 			policy:    policy,
@@ -67,7 +68,12 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 		methods:  c.methods,
 		keyFunc:  c.keyFunc,
 		fallback: c.fallback,
-	}, nil
+	}
+	if c.staleBytes > 0 {
+		t.stale = newStaleCache(c.staleBytes)
+	}
+	t.hosts.max = c.maxHosts
+	return t, nil
 }
 
 // RoundTrip sends req through the base transport unless the circuit of its
@@ -84,16 +90,24 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	tk, refused := b.admit(&t.s)
 	if refused != nil {
+		b.counts.rejected.Add(1)
 		return t.refuse(req, refused)
 	}
 	if tk.probe {
 		return t.probe(req, b, tk)
 	}
 	resp, err := t.send(req)
+	var outcome Outcome
 	if t.s.plain {
-		b.reportPlain(&t.s, tk, t.classify(resp, err))
+		outcome = t.classify(resp, err)
+		b.reportPlain(&t.s, tk, outcome)
 	} else {
-		b.report(&t.s, tk, t.judge(tk, resp, err))
+		v := t.judge(tk, resp, err)
+		outcome = v.outcome
+		b.report(&t.s, tk, v)
+	}
+	if t.stale != nil {
+		return t.staleIfError(req, resp, err, outcome)
 	}
 	return resp, err
 }
@@ -114,6 +128,7 @@ func (t *Transport) breakerFor(req *http.Request) (*breaker, error) {
 	} else {
 		if host := req.URL.Host; maybeKey(host) {
 			if b := t.hosts.lookup(host); b != nil {
+				t.hosts.touch(b)
 				return b, nil // a tracked host, already in normal form
 			}
 		}
@@ -122,7 +137,12 @@ func (t *Transport) breakerFor(req *http.Request) (*breaker, error) {
 	if key == "" {
 		return nil, errEmptyHost
 	}
-	return t.hosts.obtain(key, &t.s), nil
+	b := t.hosts.obtain(key, &t.s)
+	if b == nil { // every tracked host is isolated: this one goes untracked
+		return newBreaker(key, &t.s), nil
+	}
+	t.hosts.touch(b)
+	return b, nil
 }
 
 func (t *Transport) send(req *http.Request) (*http.Response, error) {
@@ -144,12 +164,20 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 	v := t.judge(tk, resp, err)
 	reported = true
 	b.report(&t.s, tk, v)
+	if t.stale != nil {
+		return t.staleIfError(req, resp, err, v.outcome)
+	}
 	return resp, err
 }
 
 // refuse answers a request the breaker will not send.
 func (t *Transport) refuse(req *http.Request, refused *OpenError) (*http.Response, error) {
 	closeBody(req)
+	if t.stale != nil {
+		if stale := t.stale.serve(req, t.s.now()); stale != nil {
+			return stale, nil
+		}
+	}
 	if t.fallback == nil {
 		return nil, refused
 	}

@@ -1,0 +1,113 @@
+package httpbreaker
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// DefaultMaxHosts is how many hosts a Transport tracks at once unless
+// [WithMaxHosts] says otherwise.
+const DefaultMaxHosts = 10000
+
+// WithMaxHosts bounds the hosts tracked at once, 10000 by default, so a
+// Transport that sees hosts from user input (a crawler, a webhook sender)
+// cannot grow without bound. At capacity a new host makes room by forgetting
+// a batch of n/64 hosts (at least one): the least recently used closed hosts
+// of a sample, open and half-open ones only when no closed host is left,
+// isolated ones never. A forgotten host that returns starts closed with
+// fresh counts. If every tracked host is isolated, requests to new hosts go
+// through untracked. n < 1 makes New fail.
+func WithMaxHosts(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("httpbreaker: WithMaxHosts(%d): want at least 1", n)
+		}
+		c.maxHosts = n
+		return nil
+	}
+}
+
+// Counts are a host's totals since it was first tracked.
+type Counts struct {
+	// Requests counts the calls sent to the base transport that have
+	// returned; each is exactly one of Successes, Failures and Ignored.
+	Requests uint64
+	// Successes, Failures and Ignored count calls by verdict (a slow call
+	// is a failure).
+	Successes, Failures, Ignored uint64
+	// Rejected counts refusals, answered by a fallback or not.
+	Rejected uint64
+}
+
+// HostStatus describes one host's circuit at one moment.
+type HostStatus struct {
+	// Host is the breaker key.
+	Host string
+	// State is the circuit's state, as State reports it.
+	State State
+	// Isolated is set while the host is isolated by Isolate.
+	Isolated bool
+	// ConsecutiveFailures is the current run of failures while closed.
+	ConsecutiveFailures int
+	// OpenedAt is when the circuit last opened; zero while closed.
+	OpenedAt time.Time
+	// RetryAt is when an open circuit admits a probe; zero unless open and
+	// not isolated.
+	RetryAt time.Time
+	// Total counts the host's calls since it was first tracked; ClearState
+	// does not reset it.
+	Total Counts
+}
+
+// Isolate opens host's circuit until ClearState: requests are refused with
+// an [*OpenError] whose RetryAt is zero, no probe is admitted, and the host
+// is never forgotten to make room. Isolating a host never seen tracks it.
+// Listeners hear the transition, and the one ClearState makes.
+func (t *Transport) Isolate(host string) {
+	if t.base == nil {
+		return // not made by New
+	}
+	b := t.find(host)
+	if b == nil {
+		key := host
+		if t.keyFunc == nil {
+			key = normalizeHost(host)
+			if alt := withoutDefaultPort(key); alt != "" {
+				key = alt
+			}
+		}
+		if key == "" {
+			return
+		}
+		b = t.hosts.obtain(key, &t.s)
+	}
+	if b != nil {
+		b.isolate(&t.s)
+	}
+}
+
+// Status describes host's circuit; host is read as by State. A host not
+// tracked is closed with zero counts, and looking does not track it.
+func (t *Transport) Status(host string) HostStatus {
+	if b := t.find(host); b != nil {
+		return b.status(&t.s)
+	}
+	if t.keyFunc == nil {
+		host = normalizeHost(host)
+	}
+	return HostStatus{Host: host, State: StateClosed}
+}
+
+// Snapshot describes every tracked host, sorted by Host; each entry is
+// consistent in itself.
+func (t *Transport) Snapshot() []HostStatus {
+	all := t.hosts.all()
+	list := make([]HostStatus, len(all))
+	for i, b := range all {
+		list[i] = b.status(&t.s)
+	}
+	slices.SortFunc(list, func(a, b HostStatus) int { return strings.Compare(a.Host, b.Host) })
+	return list
+}

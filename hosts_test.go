@@ -1,0 +1,221 @@
+package httpbreaker_test
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/httpbreaker/httpbreaker"
+)
+
+func hostURL(i int) string { return fmt.Sprintf("http://h%d.test/", i) }
+
+func hosts(rt *httpbreaker.Transport) []string {
+	var names []string
+	for _, st := range rt.Snapshot() {
+		names = append(names, st.Host)
+	}
+	return names
+}
+
+func TestMaxHostsForgetsTheLeastRecentlyUsedClosedHost(t *testing.T) {
+	rt := newTransport(t, failingHosts("h1.test"), httpbreaker.WithMaxHosts(4),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}))
+	for i := range 4 {
+		_, _ = get(t, rt, hostURL(i)) // h1 fails: open
+	}
+	_, _ = get(t, rt, hostURL(0))
+	_, _ = get(t, rt, hostURL(3)) // h2 is now the least recently used closed host
+	_, _ = get(t, rt, hostURL(4))
+	assert.Equal(t, []string{"h0.test", "h1.test", "h3.test", "h4.test"}, hosts(rt))
+
+	_, _ = get(t, rt, hostURL(3)) // recency is counted in new hosts: h3 is now newer than h0
+	_, _ = get(t, rt, hostURL(5)) // h0 goes; open h1 stays
+	assert.Equal(t, []string{"h1.test", "h3.test", "h4.test", "h5.test"}, hosts(rt))
+	assert.True(t, rt.IsOpen("h1.test"))
+}
+
+func TestMaxHostsForgetsOpenHostsOnlyWhenNoClosedOneIsLeft(t *testing.T) {
+	rt := newTransport(t, newFakeBase(func(string) int { return 500 }), httpbreaker.WithMaxHosts(3),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}))
+	for i := range 3 {
+		_, _ = get(t, rt, hostURL(i)) // all open
+	}
+	rt.Isolate("h0.test")
+	_, _ = get(t, rt, hostURL(3))
+	assert.Equal(t, []string{"h0.test", "h2.test", "h3.test"}, hosts(rt), "h1, the oldest open host, goes; isolated h0 stays")
+
+	rt.Isolate("h2.test")
+	rt.Isolate("h3.test")
+	_, err := get(t, rt, hostURL(9))
+	require.NoError(t, err, "every host isolated: a new one goes through untracked")
+	assert.Equal(t, []string{"h0.test", "h2.test", "h3.test"}, hosts(rt))
+	assert.Equal(t, httpbreaker.StateClosed, rt.State("h9.test"))
+}
+
+func TestForgottenHostStartsAfresh(t *testing.T) {
+	rt := newTransport(t, failingHosts("h0.test"), httpbreaker.WithMaxHosts(1),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 2}))
+	_, _ = get(t, rt, hostURL(0))
+	require.Equal(t, 1, rt.Status("h0.test").ConsecutiveFailures)
+	_, _ = get(t, rt, hostURL(1))
+	assert.Equal(t, httpbreaker.HostStatus{Host: "h0.test"}, rt.Status("h0.test"), "forgotten")
+	_, _ = get(t, rt, hostURL(0))
+	st := rt.Status("h0.test")
+	assert.Equal(t, 1, st.ConsecutiveFailures, "fresh count: one failure, not two")
+	assert.Equal(t, uint64(1), st.Total.Requests)
+}
+
+func TestMaxHostsHoldsUnderConcurrentNewHosts(t *testing.T) {
+	const limit = 50
+	rt := newTransport(t, failingHosts(), httpbreaker.WithMaxHosts(limit))
+	var over atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				_, _ = get(t, rt, hostURL(g*1000+i))
+				if i%50 == 0 && len(rt.Snapshot()) > limit {
+					over.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Zero(t, over.Load())
+	assert.LessOrEqual(t, len(rt.Snapshot()), limit)
+	assert.Greater(t, len(rt.Snapshot()), limit/2)
+}
+
+func TestWithMaxHostsRejectsBadValues(t *testing.T) {
+	for _, n := range []int{0, -1} {
+		_, err := httpbreaker.New(nil, httpbreaker.WithMaxHosts(n))
+		assert.ErrorContains(t, err, "WithMaxHosts")
+	}
+}
+
+func TestInspectingDoesNotTrack(t *testing.T) {
+	rt := newTransport(t, failingHosts())
+	rt.State("a.test")
+	rt.IsOpen("b.test")
+	rt.ClearState("c.test")
+	assert.Equal(t, httpbreaker.HostStatus{Host: "d.test"}, rt.Status("https://D.test/x"))
+	assert.Empty(t, rt.Snapshot())
+}
+
+func TestIsolate(t *testing.T) {
+	clock := newClock()
+	log := &transitionLog{}
+	base := failingHosts()
+	rt := newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithOnStateChange(log.listen),
+		httpbreaker.WithPolicy(httpbreaker.Policy{ResetTimeout: time.Second}))
+	rt.Isolate("https://API.test/") // never seen: tracked
+	require.Len(t, rt.Snapshot(), 1)
+	for _, at := range []time.Duration{0, time.Second, time.Hour} {
+		clock.At(at)
+		_, err := get(t, rt, host)
+		var open *httpbreaker.OpenError
+		require.ErrorAs(t, err, &open, "at %v", at)
+		assert.True(t, open.RetryAt.IsZero())
+		assert.Contains(t, err.Error(), "isolated")
+		assert.Equal(t, httpbreaker.StateOpen, rt.State(host), "no probe is ever admitted")
+	}
+	assert.Zero(t, base.calls.Load())
+	st := rt.Status(host)
+	assert.True(t, st.Isolated)
+	assert.Equal(t, t0, st.OpenedAt)
+	assert.True(t, st.RetryAt.IsZero())
+	assert.Equal(t, uint64(3), st.Total.Rejected)
+
+	rt.ClearState(host)
+	code, err := get(t, rt, host)
+	require.NoError(t, err)
+	assert.Equal(t, 200, code)
+	assert.False(t, rt.Status(host).Isolated)
+	assert.Equal(t, []string{"api.test: closed -> open", "api.test: open -> closed"}, log.get())
+}
+
+func TestStatusAndCounts(t *testing.T) {
+	clock := newClock()
+	var status atomic.Int64
+	rt := newTransport(t, statusFor(&status), httpbreaker.WithClock(clock.Now),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 3, ResetTimeout: time.Minute}),
+		httpbreaker.WithClassifier(func(resp *http.Response, err error) httpbreaker.Outcome {
+			if err == nil && resp.StatusCode == 404 {
+				return httpbreaker.Ignore
+			}
+			return httpbreaker.DefaultClassifier(resp, err)
+		}))
+	for _, code := range []int64{200, 200, 404, 500, 500} {
+		status.Store(code)
+		_, _ = get(t, rt, host)
+	}
+	_, _ = rt.RoundTrip(mustRequest(t, "PURGE", host)) // counts nowhere
+	assert.Equal(t, httpbreaker.HostStatus{
+		Host: "api.test", State: httpbreaker.StateClosed, ConsecutiveFailures: 2,
+		Total: httpbreaker.Counts{Requests: 5, Successes: 2, Failures: 2, Ignored: 1},
+	}, rt.Status("api.test"))
+
+	clock.At(10 * time.Second)
+	_, _ = get(t, rt, host) // third failure: open
+	_, _ = get(t, rt, host) // refused
+	want := httpbreaker.HostStatus{
+		Host: "api.test", State: httpbreaker.StateOpen,
+		OpenedAt: t0.Add(10 * time.Second), RetryAt: t0.Add(70 * time.Second),
+		Total: httpbreaker.Counts{Requests: 6, Successes: 2, Failures: 3, Ignored: 1, Rejected: 1},
+	}
+	assert.Equal(t, want, rt.Status(host))
+	assert.Equal(t, []httpbreaker.HostStatus{want}, rt.Snapshot())
+
+	clock.At(70 * time.Second)
+	st := rt.Status(host)
+	assert.Equal(t, httpbreaker.StateHalfOpen, st.State)
+	assert.Equal(t, t0.Add(10*time.Second), st.OpenedAt)
+	assert.True(t, st.RetryAt.IsZero(), "RetryAt only while open")
+
+	rt.ClearState(host)
+	st = rt.Status(host)
+	assert.Equal(t, httpbreaker.StateClosed, st.State)
+	assert.True(t, st.OpenedAt.IsZero())
+	assert.Equal(t, want.Total, st.Total, "ClearState keeps the totals")
+}
+
+func TestSnapshotIsSortedAndCountsConserved(t *testing.T) {
+	rt := newTransport(t, newFakeBase(func(h string) int {
+		if h == "h3.test" {
+			return 500
+		}
+		return 200
+	}), httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 2}))
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				_, _ = get(t, rt, hostURL((g+i)%5))
+			}
+		}()
+	}
+	wg.Wait()
+	snap := rt.Snapshot()
+	require.Len(t, snap, 5)
+	var calls uint64
+	for i, st := range snap {
+		assert.Equal(t, fmt.Sprintf("h%d.test", i), st.Host)
+		c := st.Total
+		assert.Equal(t, c.Requests, c.Successes+c.Failures+c.Ignored)
+		calls += c.Requests + c.Rejected
+	}
+	assert.Equal(t, uint64(6*300), calls, "every call counted once")
+	assert.GreaterOrEqual(t, snap[3].Total.Failures, uint64(2), "h3 opened after two failures")
+	assert.Equal(t, httpbreaker.StateOpen, snap[3].State)
+}

@@ -1,0 +1,273 @@
+package httpbreaker_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/httpbreaker/httpbreaker"
+)
+
+// upstream is a scripted base: mode says how it answers; bodies are per
+// path; it records the 5xx bodies it hands out.
+type upstream struct {
+	mode    atomic.Value // "ok", "500", "reset", "cancel"
+	header  http.Header
+	swallow []*closeRecorder
+	mu      sync.Mutex
+}
+
+func newUpstream() *upstream {
+	u := &upstream{header: http.Header{}}
+	u.mode.Store("ok")
+	return u
+}
+
+func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	switch u.mode.Load().(string) {
+	case "reset":
+		return nil, errUpstream
+	case "cancel":
+		return nil, context.Canceled
+	case "500":
+		resp := response(req, 500, "")
+		body := newBody(strings.Repeat("e", 100))
+		u.mu.Lock()
+		u.swallow = append(u.swallow, body)
+		u.mu.Unlock()
+		resp.Body = body
+		return resp, nil
+	}
+	resp := response(req, 200, "fresh "+req.URL.Path)
+	for k, v := range u.header {
+		resp.Header[k] = v
+	}
+	resp.Header.Set("Content-Type", "text/plain")
+	return resp, nil
+}
+
+// fetch GETs url with the given headers and reads the whole body.
+func fetch(t *testing.T, rt http.RoundTripper, url string, header ...string) (*http.Response, string, error) {
+	t.Helper()
+	req := mustRequest(t, http.MethodGet, url)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		return nil, "", err
+	}
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	return resp, string(body), nil
+}
+
+func staleTransport(t *testing.T, base http.RoundTripper, clock *fakeClock, opts ...httpbreaker.Option) *httpbreaker.Transport {
+	return newTransport(t, base, append([]httpbreaker.Option{httpbreaker.WithStaleIfError(1 << 10),
+		httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 2, ResetTimeout: time.Hour})}, opts...)...)
+}
+
+func TestStaleIfErrorServesTheLastGoodResponse(t *testing.T) {
+	clock := newClock()
+	up := newUpstream()
+	rt := staleTransport(t, up, clock)
+	resp, body, err := fetch(t, rt, host+"/menu")
+	require.NoError(t, err)
+	assert.Equal(t, "fresh /menu", body)
+	assert.Empty(t, resp.Header.Get("Warning"))
+
+	clock.At(30 * time.Second)
+	up.mode.Store("500")
+	resp, body, err = fetch(t, rt, host+"/menu")
+	require.NoError(t, err, "a 5xx is replaced")
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, "fresh /menu", body)
+	assert.Equal(t, `110 - "Response is Stale"`, resp.Header.Get("Warning"))
+	assert.Equal(t, "30", resp.Header.Get("Age"))
+	assert.Equal(t, "text/plain", resp.Header.Get("Content-Type"))
+	require.Len(t, up.swallow, 1)
+	assert.True(t, up.swallow[0].closed.Load(), "the replaced 5xx is closed")
+	assert.Zero(t, up.swallow[0].Reader.(*strings.Reader).Len(), "and drained")
+
+	up.mode.Store("reset")
+	clock.At(45 * time.Second)
+	resp, body, err = fetch(t, rt, host+"/menu")
+	require.NoError(t, err, "a transport failure is replaced; this one opens the circuit")
+	assert.Equal(t, "fresh /menu", body)
+	assert.Equal(t, "45", resp.Header.Get("Age"))
+	require.True(t, rt.IsOpen(host), "the failures still count")
+
+	resp, body, err = fetch(t, rt, host+"/menu")
+	require.NoError(t, err, "a refusal is replaced")
+	assert.Equal(t, "fresh /menu", body)
+	assert.Equal(t, `110 - "Response is Stale"`, resp.Header.Get("Warning"))
+
+	_, _, err = fetch(t, rt, host+"/other")
+	assert.ErrorIs(t, err, httpbreaker.ErrCircuitOpen, "nothing kept for that URL")
+	st := rt.Status(host)
+	assert.Equal(t, uint64(2), st.Total.Failures)
+	assert.Equal(t, uint64(2), st.Total.Rejected)
+}
+
+func TestStaleIfErrorIsNotForTheCallersOwnCancellation(t *testing.T) {
+	clock := newClock()
+	up := newUpstream()
+	rt := staleTransport(t, up, clock)
+	_, _, err := fetch(t, rt, host+"/menu")
+	require.NoError(t, err)
+	up.mode.Store("cancel")
+	_, _, err = fetch(t, rt, host+"/menu")
+	assert.ErrorIs(t, err, context.Canceled)
+}
+
+func TestStaleIfErrorKeepsOnlyWhatItMay(t *testing.T) {
+	tests := []struct {
+		name    string
+		prepare func(up *upstream)
+		fetch   func(t *testing.T, rt http.RoundTripper)
+	}{
+		{"a body not read to the end", nil, func(t *testing.T, rt http.RoundTripper) {
+			resp, err := rt.RoundTrip(mustRequest(t, http.MethodGet, host+"/menu"))
+			require.NoError(t, err)
+			buf := make([]byte, 3)
+			_, _ = resp.Body.Read(buf)
+			_ = resp.Body.Close()
+		}},
+		{"a request that says no-store", nil, func(t *testing.T, rt http.RoundTripper) {
+			_, _, err := fetch(t, rt, host+"/menu", "Cache-Control", "max-age=0, No-Store")
+			require.NoError(t, err)
+		}},
+		{"a response that says no-store", func(up *upstream) { up.header.Set("Cache-Control", "private, no-store") },
+			func(t *testing.T, rt http.RoundTripper) {
+				_, _, err := fetch(t, rt, host+"/menu")
+				require.NoError(t, err)
+			}},
+		{"a body larger than the whole cache", func(up *upstream) {}, func(t *testing.T, rt http.RoundTripper) {
+			_, _, err := fetch(t, rt, host+"/"+strings.Repeat("x", 2000))
+			require.NoError(t, err)
+		}},
+		{"a POST", nil, func(t *testing.T, rt http.RoundTripper) {
+			resp, err := rt.RoundTrip(mustRequestBody(t, host+"/menu", io.NopCloser(strings.NewReader("x"))))
+			require.NoError(t, err)
+			_, _ = io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := newUpstream()
+			if tt.prepare != nil {
+				tt.prepare(up)
+			}
+			rt := staleTransport(t, up, newClock())
+			tt.fetch(t, rt)
+			up.mode.Store("500")
+			resp, _, err := fetch(t, rt, host+"/menu")
+			require.NoError(t, err)
+			assert.Equal(t, 500, resp.StatusCode, "nothing stale to serve")
+		})
+	}
+}
+
+func TestStaleIfErrorEvictsTheLeastRecentlyUsed(t *testing.T) {
+	up := newUpstream()
+	rt := newTransport(t, up, httpbreaker.WithStaleIfError(40), httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 100}))
+	for _, p := range []string{"/a", "/b", "/c"} { // 8 bytes each
+		_, _, err := fetch(t, rt, host+p)
+		require.NoError(t, err)
+	}
+	up.mode.Store("500")
+	_, body, _ := fetch(t, rt, host+"/a") // /a is now the most recently used
+	assert.Equal(t, "fresh /a", body)
+	up.mode.Store("ok")
+	_, _, _ = fetch(t, rt, host+"/"+strings.Repeat("d", 20)) // 29 bytes: /b and /c must go
+	up.mode.Store("500")
+	for p, want := range map[string]int{"/a": 200, "/b": 500, "/c": 500, "/" + strings.Repeat("d", 20): 200} {
+		resp, _, err := fetch(t, rt, host+p)
+		require.NoError(t, err)
+		assert.Equal(t, want, resp.StatusCode, p)
+	}
+}
+
+func TestStaleIfErrorNeverCrossesCredentials(t *testing.T) {
+	up := newUpstream()
+	rt := staleTransport(t, up, newClock(), httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 100}))
+	_, _, err := fetch(t, rt, host+"/account", "Authorization", "Bearer alice", "Cookie", "session=a")
+	require.NoError(t, err)
+	up.mode.Store("500")
+	for _, creds := range [][]string{
+		nil,
+		{"Authorization", "Bearer bob", "Cookie", "session=a"},
+		{"Authorization", "Bearer alice", "Cookie", "session=b"},
+		{"Authorization", "Bearer alice"},
+	} {
+		resp, _, err := fetch(t, rt, host+"/account", creds...)
+		require.NoError(t, err)
+		assert.Equal(t, 500, resp.StatusCode, "%v must not see alice's response", creds)
+	}
+	resp, body, err := fetch(t, rt, host+"/account", "Authorization", "Bearer alice", "Cookie", "session=a")
+	require.NoError(t, err)
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, "fresh /account", body)
+}
+
+func TestStaleComesBeforeTheFallback(t *testing.T) {
+	up := newUpstream()
+	var fallbacks atomic.Int64
+	rt := staleTransport(t, up, newClock(), httpbreaker.WithFallback(func(req *http.Request, err error) (*http.Response, error) {
+		fallbacks.Add(1)
+		return response(req, 203, "fallback"), nil
+	}))
+	_, _, _ = fetch(t, rt, host+"/menu")
+	up.mode.Store("reset")
+	_, _, _ = fetch(t, rt, host+"/menu")
+	_, _, _ = fetch(t, rt, host+"/menu")
+	require.True(t, rt.IsOpen(host))
+	_, body, err := fetch(t, rt, host+"/menu")
+	require.NoError(t, err)
+	assert.Equal(t, "fresh /menu", body)
+	assert.Zero(t, fallbacks.Load())
+	resp, body, err := fetch(t, rt, host+"/uncached")
+	require.NoError(t, err)
+	assert.Equal(t, 203, resp.StatusCode)
+	assert.Equal(t, "fallback", body)
+}
+
+func TestStaleIfErrorConcurrentUse(t *testing.T) {
+	up := newUpstream()
+	rt := newTransport(t, up, httpbreaker.WithStaleIfError(200), httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1 << 20}))
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				if g == 0 && i%20 == 0 {
+					mode := map[bool]string{true: "ok", false: "500"}[i%40 == 0]
+					up.mode.Store(mode)
+				}
+				resp, body, err := fetch(t, rt, host+"/"+strings.Repeat("p", (g+i)%7))
+				if err == nil && resp.StatusCode == 200 {
+					assert.True(t, strings.HasPrefix(body, "fresh /"), body)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestWithStaleIfErrorRejectsBadSizes(t *testing.T) {
+	for _, n := range []int64{0, -1} {
+		_, err := httpbreaker.New(nil, httpbreaker.WithStaleIfError(n))
+		assert.ErrorContains(t, err, "WithStaleIfError")
+	}
+}
