@@ -35,7 +35,15 @@
 // https://API.example.com:443/x and https://api.example.com share a breaker,
 // http://127.0.0.1:8080 has its own. [WithKeyFunc] replaces the rule.
 // [Transport.State], the Is methods and [Transport.ClearState] take a host, a
-// host:port or an absolute URL.
+// host:port or an absolute URL. [WithMaxHosts] bounds how many hosts are
+// tracked; [Transport.Isolate] cuts one off by hand; [Transport.Status] and
+// [Transport.Snapshot] report states and counts.
+//
+// # Fallbacks
+//
+// [WithStaleIfError] serves the last good response of a GET while its host
+// is refused, failing or answering 5xx; [WithFallback] answers other
+// refusals.
 //
 // # Failures
 //

@@ -1,13 +1,12 @@
 // Command menu is the seed's restaurant: a website fetches its menu from a
 // kitchen service through an http.Client wrapped by httpbreaker. When the
-// kitchen's database goes down, the circuit opens and the site keeps
-// showing the last good menu, marked stale, without calling the kitchen;
-// after the reset timeout a probe finds the kitchen back and the circuit
-// closes.
+// kitchen's database goes down, httpbreaker's stale-if-error cache answers
+// with the last good menu, marked stale; once the circuit opens it does so
+// without calling the kitchen. After the reset timeout a probe finds the
+// kitchen back and the circuit closes.
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -44,10 +43,9 @@ func run(out io.Writer, clk clock) error {
 	}
 	defer k.close()
 
-	cache := &lastGood{}
 	rt, err := httpbreaker.New(nil,
 		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 3, ResetTimeout: resetTimeout}),
-		httpbreaker.WithFallback(cache.fallback),
+		httpbreaker.WithStaleIfError(1<<20), // keep up to 1 MiB of last good menus
 		httpbreaker.WithClock(clk.Now),
 		httpbreaker.WithOnStateChange(func(_ string, from, to httpbreaker.State) {
 			fmt.Fprintf(out, "      (kitchen circuit: %s -> %s)\n", from, to)
@@ -55,7 +53,7 @@ func run(out io.Writer, clk clock) error {
 	if err != nil {
 		return err
 	}
-	site := &website{client: &http.Client{Transport: rt, Timeout: 5 * time.Second}, url: k.url, cache: cache, out: out}
+	site := &website{client: &http.Client{Transport: rt, Timeout: 5 * time.Second}, url: k.url, kitchen: k, out: out}
 	defer site.client.CloseIdleConnections()
 
 	fmt.Fprintf(out, "The restaurant's website fetches its menu through httpbreaker\n"+
@@ -80,22 +78,20 @@ func run(out io.Writer, clk clock) error {
 
 // website shows the menu on each page view.
 type website struct {
-	client *http.Client
-	url    string
-	cache  *lastGood
-	out    io.Writer
-	views  int
+	client  *http.Client
+	url     string
+	kitchen *kitchen
+	out     io.Writer
+	views   int
 }
 
 func (s *website) show() {
 	s.views++
+	before := s.kitchen.served.Load()
 	resp, err := s.client.Get(s.url)
-	switch {
-	case errors.Is(err, httpbreaker.ErrCircuitOpen):
+	called := s.kitchen.served.Load() > before
+	if err != nil { // refused or failed with nothing kept: ErrCircuitOpen, say
 		fmt.Fprintf(s.out, "[%d] no menu to show: %v\n", s.views, err)
-		return
-	case err != nil:
-		fmt.Fprintf(s.out, "[%d] kitchen unreachable (%v); last good menu (stale): %s\n", s.views, err, s.cache.get())
 		return
 	}
 	defer resp.Body.Close()
@@ -103,12 +99,13 @@ func (s *website) show() {
 	switch {
 	case err != nil:
 		fmt.Fprintf(s.out, "[%d] reading the menu: %v\n", s.views, err)
-	case resp.Header.Get(staleHeader) != "":
+	case resp.Header.Get("Warning") != "" && called:
+		fmt.Fprintf(s.out, "[%d] the kitchen failed; last good menu (stale): %s\n", s.views, body)
+	case resp.Header.Get("Warning") != "":
 		fmt.Fprintf(s.out, "[%d] circuit open, kitchen not called; last good menu (stale): %s\n", s.views, body)
 	case resp.StatusCode != http.StatusOK:
-		fmt.Fprintf(s.out, "[%d] kitchen answered %d; last good menu (stale): %s\n", s.views, resp.StatusCode, s.cache.get())
+		fmt.Fprintf(s.out, "[%d] kitchen answered %d and no menu was kept\n", s.views, resp.StatusCode)
 	default:
-		s.cache.remember(string(body))
 		fmt.Fprintf(s.out, "[%d] fresh menu: %s\n", s.views, body)
 	}
 }

@@ -40,10 +40,10 @@ func TestDemo(t *testing.T) {
 [1] fresh menu: Tomato soup, Sourdough bread, Apple pie
 
 -- the kitchen's menu database goes down --
-[2] kitchen answered 503; last good menu (stale): Tomato soup, Sourdough bread, Apple pie
-[3] kitchen answered 503; last good menu (stale): Tomato soup, Sourdough bread, Apple pie
+[2] the kitchen failed; last good menu (stale): Tomato soup, Sourdough bread, Apple pie
+[3] the kitchen failed; last good menu (stale): Tomato soup, Sourdough bread, Apple pie
       (kitchen circuit: closed -> open)
-[4] kitchen answered 503; last good menu (stale): Tomato soup, Sourdough bread, Apple pie
+[4] the kitchen failed; last good menu (stale): Tomato soup, Sourdough bread, Apple pie
 [5] circuit open, kitchen not called; last good menu (stale): Tomato soup, Sourdough bread, Apple pie
 [6] circuit open, kitchen not called; last good menu (stale): Tomato soup, Sourdough bread, Apple pie
 

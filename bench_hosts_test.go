@@ -1,0 +1,51 @@
+package httpbreaker_test
+
+import (
+	"fmt"
+	"net/http"
+	"runtime"
+	"testing"
+
+	"github.com/httpbreaker/httpbreaker"
+)
+
+// Counting happens on every call: under parallel load on one host the
+// counters are shared by every goroutine. The floor pays one shared atomic
+// add too.
+func BenchmarkRoundTripClosedParallelOneHost(b *testing.B) {
+	all := contenders(b, newOKBase())
+	reqs := requests(b, 1)
+	for _, name := range names {
+		b.Run(name, func(b *testing.B) { benchParallel(b, all[name], reqs) })
+	}
+}
+
+// BenchmarkMemoryPerHost tracks 100k hosts per iteration in a fresh
+// Transport and reports the heap growth per host, requests excluded.
+func BenchmarkMemoryPerHost(b *testing.B) {
+	const n = 100_000
+	reqs := make([]*http.Request, n)
+	for i := range reqs {
+		reqs[i], _ = http.NewRequest(http.MethodGet, fmt.Sprintf("http://host-%d.test:8080/", i), nil)
+	}
+	var perHost float64
+	for b.Loop() {
+		rt := newTransport(b, newOKBase(), httpbreaker.WithMaxHosts(n))
+		before := heapInUse()
+		for _, req := range reqs {
+			_, _ = rt.RoundTrip(req)
+		}
+		after := heapInUse()
+		runtime.KeepAlive(rt)
+		perHost += float64(after-before) / n
+	}
+	b.ReportMetric(perHost/float64(b.N), "B/host")
+}
+
+func heapInUse() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
