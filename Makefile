@@ -1,7 +1,10 @@
 # The README's two commands for a fresh machine: `make demo` and `make test`.
 GO ?= go
 
-.PHONY: demo test bench bench-core fmt
+.PHONY: demo test bench bench-core fuzz fmt
+
+FUZZ_TARGETS = FuzzNormalizeHost FuzzKeysAgree FuzzRetryAfter FuzzMethods FuzzRoundTrip
+FUZZTIME ?= 60s
 
 demo: ## the seed's restaurant menu, through httpbreaker
 	$(GO) run ./examples/menu
@@ -20,6 +23,12 @@ bench: ## httpbreaker against its peers, side by side; writes bench/RESULTS.md
 
 bench-core: ## the root package's hot-path benchmarks: bare, floor and httpbreaker
 	$(GO) test -run '^$$' -bench 'RoundTrip' -benchmem -count 6 .
+
+fuzz: ## each fuzz target for $(FUZZTIME); make test runs their seed corpora
+	@for target in $(FUZZ_TARGETS); do \
+		echo "== $$target"; \
+		$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) . || exit 1; \
+	done
 
 fmt:
 	gofmt -w .

@@ -14,6 +14,8 @@ func requestKey(u *url.URL) string {
 		if port := host[i+1:]; port == "" || port == defaultPort(u.Scheme) {
 			host = host[:i]
 		}
+	} else if host != "" && host[0] != '[' && strings.Count(host, ":") > 1 {
+		host = "[" + host + "]" // a bare IPv6 address, as a URL should not have it
 	}
 	return strings.ToLower(host)
 }
@@ -40,14 +42,20 @@ func maybeKey(host string) bool {
 	return true
 }
 
-// portColon returns the index of the colon before host's port, or -1.
+// portColon returns the index of the colon before host's port, or -1: in
+// "[v6]:port" the colon right after the bracket; otherwise the only colon
+// (several colons without brackets are a bare IPv6 address, no port).
 func portColon(host string) int {
-	i := strings.LastIndexByte(host, ':')
-	if i < 0 || strings.IndexByte(host[i:], ']') >= 0 {
-		return -1
+	if strings.HasPrefix(host, "[") {
+		end := strings.LastIndexByte(host, ']')
+		if end < 0 || end+1 >= len(host) || host[end+1] != ':' {
+			return -1
+		}
+		return end + 1
 	}
-	if host[0] != '[' && strings.IndexByte(host[:i], ':') >= 0 {
-		return -1 // a bare IPv6 address: its colons are not a port's
+	i := strings.LastIndexByte(host, ':')
+	if i < 0 || strings.IndexByte(host[:i], ':') >= 0 {
+		return -1
 	}
 	return i
 }
@@ -82,6 +90,7 @@ func normalizeHost(s string) string {
 	if i := strings.LastIndexByte(s, '@'); i >= 0 {
 		s = s[i+1:]
 	}
+	s = strings.TrimSpace(s)
 	if s == "" {
 		return ""
 	}
@@ -89,7 +98,7 @@ func normalizeHost(s string) string {
 		s = "[" + s + "]"
 	}
 	if i := portColon(s); i >= 0 && i == len(s)-1 {
-		s = s[:i]
+		s = strings.TrimSpace(s[:i])
 	}
 	return strings.ToLower(s)
 }

@@ -78,7 +78,8 @@ func (f *floor) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func newHTTPBreaker(base http.RoundTripper) http.RoundTripper {
-	rt, err := httpbreaker.New(base, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: threshold, ResetTimeout: openFor}))
+	rt, err := httpbreaker.New(base, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: threshold, ResetTimeout: openFor}),
+		httpbreaker.WithMaxHosts(1<<20)) // the others are unbounded: let it track all 100k hosts of the memory benchmark
 	if err != nil {
 		panic(err)
 	}
