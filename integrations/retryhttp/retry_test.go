@@ -1,0 +1,153 @@
+package retryhttp_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/httpbreaker/httpbreaker"
+	"github.com/httpbreaker/httpbreaker/integrations/retryhttp"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// downServer answers 503 while down, 200 after; it counts its calls.
+func downServer(t *testing.T) (*httptest.Server, *atomic.Bool, *atomic.Int64) {
+	var down atomic.Bool
+	var calls atomic.Int64
+	down.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		calls.Add(1)
+		if down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &down, &calls
+}
+
+func retryingClient(rt http.RoundTripper, check retryablehttp.CheckRetry) *retryablehttp.Client {
+	c := retryablehttp.NewClient()
+	c.HTTPClient.Transport = rt
+	c.RetryMax = 10
+	c.RetryWaitMin, c.RetryWaitMax = time.Microsecond, time.Microsecond
+	c.Logger = nil
+	c.CheckRetry = check
+	return c
+}
+
+func TestRetriesStopAtTheOpenCircuit(t *testing.T) {
+	srv, _, calls := downServer(t)
+	rt, err := httpbreaker.New(nil, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 3}))
+	require.NoError(t, err)
+	client := retryingClient(rt, retryhttp.CheckRetry)
+
+	_, err = client.Get(srv.URL)
+	require.ErrorIs(t, err, httpbreaker.ErrCircuitOpen)
+	assert.Equal(t, int64(3), calls.Load(), "at most FailureThreshold upstream calls")
+
+	_, err = client.Get(srv.URL)
+	require.ErrorIs(t, err, httpbreaker.ErrCircuitOpen, "then it fails fast")
+	assert.Equal(t, int64(3), calls.Load())
+}
+
+func TestWithoutItRetriesHammerTheRefusal(t *testing.T) {
+	srv, _, calls := downServer(t)
+	rt, err := httpbreaker.New(nil, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 3}))
+	require.NoError(t, err)
+	var refusals atomic.Int64
+	counting := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := rt.RoundTrip(req)
+		if errors.Is(err, httpbreaker.ErrCircuitOpen) {
+			refusals.Add(1)
+		}
+		return resp, err
+	})
+	_, err = retryingClient(counting, retryablehttp.DefaultRetryPolicy).Get(srv.URL)
+	require.Error(t, err)
+	assert.Equal(t, int64(3), calls.Load(), "the breaker still protects the host")
+	assert.Equal(t, int64(8), refusals.Load(), "but the default policy retries every refusal")
+}
+
+func TestInvalidMethodIsNotRetried(t *testing.T) {
+	srv, _, calls := downServer(t)
+	rt, err := httpbreaker.New(nil, httpbreaker.WithMethods(http.MethodGet))
+	require.NoError(t, err)
+	req, err := retryablehttp.NewRequest(http.MethodPost, srv.URL, nil)
+	require.NoError(t, err)
+	_, err = retryingClient(rt, retryhttp.CheckRetry).Do(req)
+	require.ErrorIs(t, err, httpbreaker.ErrInvalidMethod)
+	assert.Zero(t, calls.Load())
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Sleep(_ context.Context, d time.Duration) error {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+	return nil
+}
+
+func TestWaiterRetriesAsTheProbe(t *testing.T) {
+	srv, down, calls := downServer(t)
+	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	rt, err := httpbreaker.New(nil, httpbreaker.WithClock(clock.Now),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 2, ResetTimeout: 30 * time.Second}))
+	require.NoError(t, err)
+	var waited time.Duration
+	w := retryhttp.Waiter{MaxWait: time.Minute, Now: clock.Now, Sleep: func(ctx context.Context, d time.Duration) error {
+		waited += d
+		down.Store(false) // the host recovers while we wait
+		return clock.Sleep(ctx, d)
+	}}
+	resp, err := retryingClient(rt, w.CheckRetry).Get(srv.URL)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, 30*time.Second, waited, "it waited exactly until RetryAt")
+	assert.Equal(t, int64(3), calls.Load(), "two failures, then the probe")
+
+	short := retryhttp.Waiter{MaxWait: time.Second, Now: clock.Now, Sleep: clock.Sleep}
+	down.Store(true)
+	_, err = retryingClient(rt, short.CheckRetry).Get(srv.URL)
+	require.ErrorIs(t, err, httpbreaker.ErrCircuitOpen, "30s is more than it may wait")
+}
+
+func TestWaiterGivesUpOnIsolatedHostsAndCanceledContexts(t *testing.T) {
+	srv, _, _ := downServer(t)
+	rt, err := httpbreaker.New(nil)
+	require.NoError(t, err)
+	rt.Isolate(srv.URL)
+	_, err = retryingClient(rt, retryhttp.Waiter{MaxWait: time.Hour}.CheckRetry).Get(srv.URL)
+	require.ErrorIs(t, err, httpbreaker.ErrCircuitOpen)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ok, err := retryhttp.Waiter{MaxWait: 2 * time.Hour}.CheckRetry(ctx, nil, &httpbreaker.OpenError{State: httpbreaker.StateOpen, RetryAt: time.Now().Add(time.Hour)})
+	assert.False(t, ok)
+	assert.ErrorIs(t, err, context.Canceled)
+}
