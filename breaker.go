@@ -37,7 +37,7 @@ type breaker struct {
 	notifying bool
 	// events are transitions not yet delivered to listeners, nil until the
 	// first; requires mu.
-	events *[]transition
+	events *[]Transition
 
 	// window counts outcomes for the failure-rate rule; nil when it is off.
 	window *rateWindow
@@ -87,9 +87,6 @@ func newBreaker(host string, s *settings) *breaker {
 	}
 	return b
 }
-
-// transition is one state change, as listeners see it.
-type transition struct{ from, to State }
 
 func (b *breaker) load() word { return word(b.state.Load()) }
 
@@ -237,7 +234,7 @@ func (b *breaker) trip(s *settings, gen uint32, v verdict, force bool) {
 }
 
 func (b *breaker) reportProbe(s *settings, tk ticket, v verdict) {
-	if v.outcome == Failure && !v.timed {
+	if !v.timed && (v.outcome == Failure || len(s.listeners) > 0) { // listeners hear when
 		v.at, v.timed = s.clock(), true
 	}
 	b.mu.Lock()
@@ -279,8 +276,9 @@ func (b *breaker) current(s *settings) State {
 
 // clear closes the circuit and forgets its counts.
 func (b *breaker) clear(s *settings) {
+	now := s.clock()
 	b.mu.Lock()
-	for !b.transition(s, b.load(), StateClosed, 0, 0) {
+	for !b.transition(s, b.load(), StateClosed, now, 0) {
 	}
 	b.unlockAndNotify(s)
 }
@@ -361,11 +359,18 @@ func (b *breaker) transition(s *settings, w word, to State, now, until int64) bo
 			b.window.reset()
 		}
 	}
-	if from := w.state(); from != to && len(s.listeners) > 0 {
-		if b.events == nil {
-			b.events = new([]transition)
+	if from := w.state(); from != to {
+		s.transitions[from][to].Add(1)
+		if len(s.listeners) > 0 {
+			ev := Transition{Host: b.host, From: from, To: to, At: s.instant(now)}
+			if to == StateOpen && until != isolatedUntil {
+				ev.RetryAt = s.instant(until)
+			}
+			if b.events == nil {
+				b.events = new([]Transition)
+			}
+			*b.events = append(*b.events, ev)
 		}
-		*b.events = append(*b.events, transition{from, to})
 	}
 	return true
 }
@@ -405,7 +410,7 @@ func (b *breaker) notify(s *settings) {
 		*b.events = (*b.events)[1:]
 		b.mu.Unlock()
 		for _, listen := range s.listeners {
-			listen(b.host, ev.from, ev.to)
+			listen(ev)
 		}
 		b.mu.Lock()
 	}

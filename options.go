@@ -18,7 +18,7 @@ type config struct {
 	methods    methodTable
 	keyFunc    func(*http.Request) string
 	fallback   Fallback
-	listeners  []func(host string, from, to State)
+	listeners  []func(Transition)
 	now        func() time.Time
 	maxHosts   int
 	staleBytes int64
@@ -99,6 +99,19 @@ func WithOnStateChange(f func(host string, from, to State)) Option {
 	return func(c *config) error {
 		if f == nil {
 			return errors.New("httpbreaker: WithOnStateChange(nil)")
+		}
+		c.listeners = append(c.listeners, func(ev Transition) { f(ev.Host, ev.From, ev.To) })
+		return nil
+	}
+}
+
+// WithOnTransition adds a listener that hears every transition with its
+// instant and, for an opening, the retry time. It is delivered like
+// [WithOnStateChange]'s, in one order with them.
+func WithOnTransition(f func(Transition)) Option {
+	return func(c *config) error {
+		if f == nil {
+			return errors.New("httpbreaker: WithOnTransition(nil)")
 		}
 		c.listeners = append(c.listeners, f)
 		return nil

@@ -1,6 +1,9 @@
 package httpbreaker
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // ticket is what an admitted call carries to its report: the generation it
 // was admitted in, whether it holds a probe slot, and when it was admitted
@@ -30,7 +33,9 @@ type settings struct {
 	policy    Policy // with defaults applied
 	now       func() time.Time
 	epoch     time.Time // offsets are measured from here
-	listeners []func(host string, from, to State)
+	listeners []func(Transition)
+	// transitions counts every state change of every host, by from and to.
+	transitions [3][3]atomic.Uint64
 	// timed is set when the policy reads the clock on every call.
 	timed bool
 	// plain is set when the policy has no timed rule and ignores
