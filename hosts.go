@@ -33,12 +33,14 @@ func WithMaxHosts(n int) Option {
 type Counts struct {
 	// Requests counts the calls sent to the base transport that have
 	// returned; each is exactly one of Successes, Failures and Ignored.
-	Requests uint64
+	Requests uint64 `json:"requests"`
 	// Successes, Failures and Ignored count calls by verdict (a slow call
 	// is a failure).
-	Successes, Failures, Ignored uint64
+	Successes uint64 `json:"successes"`
+	Failures  uint64 `json:"failures"`
+	Ignored   uint64 `json:"ignored"`
 	// Rejected counts refusals, answered by a fallback or not.
-	Rejected uint64
+	Rejected uint64 `json:"rejected"`
 }
 
 // HostStatus describes one host's circuit at one moment.

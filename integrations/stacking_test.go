@@ -121,3 +121,7 @@ func TestOtelhttpInsideTheBreakerHidesRefusals(t *testing.T) {
 	require.ErrorIs(t, err, httpbreaker.ErrCircuitOpen)
 	assert.Len(t, spansOf(rec, trace.SpanKindClient), 1, "the wrong order: the refusal left no trace")
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }

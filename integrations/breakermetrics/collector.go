@@ -1,0 +1,90 @@
+// Package breakermetrics exports an httpbreaker.Transport's circuits to
+// Prometheus. The Collector reads Transport.Snapshot and Transitions when
+// scraped and adds nothing to the request path.
+//
+//	prometheus.MustRegister(breakermetrics.New(rt))
+//
+// Per-host series carry a host label, so their number is bounded by the
+// Transport's WithMaxHosts (10000 by default): lower it, or key breakers
+// coarsely with WithKeyFunc, if that is too many series for your Prometheus.
+package breakermetrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/httpbreaker/httpbreaker"
+)
+
+// Collector is a [prometheus.Collector] over one Transport.
+type Collector struct {
+	t *httpbreaker.Transport
+
+	state, requests, successes, failures, ignored, rejected, transitions *prometheus.Desc
+}
+
+// Option configures a Collector.
+type Option func(*options)
+
+type options struct {
+	namespace   string
+	constLabels prometheus.Labels
+}
+
+// WithNamespace replaces the metric name prefix, "httpbreaker".
+func WithNamespace(ns string) Option { return func(o *options) { o.namespace = ns } }
+
+// WithConstLabels adds labels to every series, e.g. to tell several
+// Transports apart.
+func WithConstLabels(l prometheus.Labels) Option { return func(o *options) { o.constLabels = l } }
+
+// New returns a Collector for t.
+func New(t *httpbreaker.Transport, opts ...Option) *Collector {
+	o := options{namespace: "httpbreaker"}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	desc := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(o.namespace, "", name), help, labels, o.constLabels)
+	}
+	return &Collector{
+		t:           t,
+		state:       desc("state", "Circuit state per host: 0 closed, 1 open, 2 half-open.", "host"),
+		requests:    desc("requests_total", "Calls sent to the base transport that returned.", "host"),
+		successes:   desc("successes_total", "Calls classified Success.", "host"),
+		failures:    desc("failures_total", "Calls classified Failure (slow calls included).", "host"),
+		ignored:     desc("ignored_total", "Calls classified Ignore.", "host"),
+		rejected:    desc("rejected_total", "Requests refused while the circuit was open or its probes busy.", "host"),
+		transitions: desc("transitions_total", "State changes of every host, by from and to.", "from", "to"),
+	}
+}
+
+// Describe sends the descriptors of every metric.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.state, c.requests, c.successes, c.failures, c.ignored, c.rejected, c.transitions} {
+		ch <- d
+	}
+}
+
+// Collect sends the current values.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range c.t.Snapshot() {
+		ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, float64(st.State), st.Host)
+		for _, m := range []struct {
+			desc  *prometheus.Desc
+			value uint64
+		}{
+			{c.requests, st.Total.Requests},
+			{c.successes, st.Total.Successes},
+			{c.failures, st.Total.Failures},
+			{c.ignored, st.Total.Ignored},
+			{c.rejected, st.Total.Rejected},
+		} {
+			ch <- prometheus.MustNewConstMetric(m.desc, prometheus.CounterValue, float64(m.value), st.Host)
+		}
+	}
+	for _, tc := range c.t.Transitions() {
+		ch <- prometheus.MustNewConstMetric(c.transitions, prometheus.CounterValue, float64(tc.Count), tc.From.String(), tc.To.String())
+	}
+}

@@ -1,0 +1,81 @@
+package breakermetrics_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/httpbreaker/httpbreaker"
+	"github.com/httpbreaker/httpbreaker/integrations/breakermetrics"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+func TestCollector(t *testing.T) {
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		code := 200
+		if req.URL.Host == "down.test" {
+			code = 503
+		}
+		return &http.Response{StatusCode: code, Body: http.NoBody, Request: req}, nil
+	})
+	rt, err := httpbreaker.New(base, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 2}))
+	require.NoError(t, err)
+	for _, u := range []string{"http://up.test/", "http://down.test/", "http://down.test/", "http://down.test/", "http://up.test/"} {
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		if resp, err := rt.RoundTrip(req); err == nil {
+			_ = resp.Body.Close()
+		}
+	}
+	c := breakermetrics.New(rt, breakermetrics.WithConstLabels(prometheus.Labels{"client": "menu"}))
+	want := `
+# HELP httpbreaker_failures_total Calls classified Failure (slow calls included).
+# TYPE httpbreaker_failures_total counter
+httpbreaker_failures_total{client="menu",host="down.test"} 2
+httpbreaker_failures_total{client="menu",host="up.test"} 0
+# HELP httpbreaker_rejected_total Requests refused while the circuit was open or its probes busy.
+# TYPE httpbreaker_rejected_total counter
+httpbreaker_rejected_total{client="menu",host="down.test"} 1
+httpbreaker_rejected_total{client="menu",host="up.test"} 0
+# HELP httpbreaker_requests_total Calls sent to the base transport that returned.
+# TYPE httpbreaker_requests_total counter
+httpbreaker_requests_total{client="menu",host="down.test"} 2
+httpbreaker_requests_total{client="menu",host="up.test"} 2
+# HELP httpbreaker_state Circuit state per host: 0 closed, 1 open, 2 half-open.
+# TYPE httpbreaker_state gauge
+httpbreaker_state{client="menu",host="down.test"} 1
+httpbreaker_state{client="menu",host="up.test"} 0
+# HELP httpbreaker_successes_total Calls classified Success.
+# TYPE httpbreaker_successes_total counter
+httpbreaker_successes_total{client="menu",host="down.test"} 0
+httpbreaker_successes_total{client="menu",host="up.test"} 2
+# HELP httpbreaker_transitions_total State changes of every host, by from and to.
+# TYPE httpbreaker_transitions_total counter
+httpbreaker_transitions_total{client="menu",from="closed",to="open"} 1
+`
+	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(want),
+		"httpbreaker_failures_total", "httpbreaker_rejected_total", "httpbreaker_requests_total",
+		"httpbreaker_state", "httpbreaker_successes_total", "httpbreaker_transitions_total"))
+	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(`
+# HELP httpbreaker_ignored_total Calls classified Ignore.
+# TYPE httpbreaker_ignored_total counter
+httpbreaker_ignored_total{client="menu",host="down.test"} 0
+httpbreaker_ignored_total{client="menu",host="up.test"} 0
+`), "httpbreaker_ignored_total"))
+	problems, err := testutil.CollectAndLint(c)
+	require.NoError(t, err)
+	require.Empty(t, problems, "metric names and help follow Prometheus' conventions")
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(c))
+	_, err = reg.Gather()
+	require.NoError(t, err)
+}

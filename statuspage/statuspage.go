@@ -1,0 +1,156 @@
+// Package statuspage serves a small, self-contained page of an
+// httpbreaker.Transport's hosts: their states in colour, consecutive
+// failures, totals and time until retry, refreshing itself, and the same
+// data as JSON for Accept: application/json. Controls to isolate and clear
+// a host appear only with [WithControls], work only by POST, and refuse
+// cross-site requests.
+//
+//	mux.Handle("/breakers", statuspage.Handler(rt, statuspage.WithControls()))
+package statuspage
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/httpbreaker/httpbreaker"
+)
+
+// Option configures the handler.
+type Option func(*page)
+
+// WithControls shows buttons to isolate and clear each host and accepts
+// them by POST. Put the page behind your own authentication first: anyone
+// who reaches it can then cut off a host.
+func WithControls() Option { return func(p *page) { p.controls = true } }
+
+// WithRefresh sets how often the page reloads itself; 5s by default, 0 to
+// never.
+func WithRefresh(d time.Duration) Option { return func(p *page) { p.refresh = d } }
+
+// WithClock sets the clock that "retry in" is measured with; give it the
+// Transport's. time.Now by default.
+func WithClock(now func() time.Time) Option { return func(p *page) { p.now = now } }
+
+// Handler serves t's status page.
+func Handler(t *httpbreaker.Transport, opts ...Option) http.Handler {
+	p := &page{t: t, refresh: 5 * time.Second, now: time.Now}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(p)
+		}
+	}
+	return p
+}
+
+type page struct {
+	t        *httpbreaker.Transport
+	controls bool
+	refresh  time.Duration
+	now      func() time.Time
+}
+
+// host is one row, as the page and the JSON show it.
+type host struct {
+	Host                string             `json:"host"`
+	State               string             `json:"state"`
+	Isolated            bool               `json:"isolated"`
+	ConsecutiveFailures int                `json:"consecutive_failures"`
+	OpenedAt            *time.Time         `json:"opened_at,omitempty"`
+	RetryAt             *time.Time         `json:"retry_at,omitempty"`
+	RetryInSeconds      *float64           `json:"retry_in_seconds,omitempty"`
+	Total               httpbreaker.Counts `json:"total"`
+}
+
+func (p *page) hosts() []host {
+	now := p.now()
+	snap := p.t.Snapshot()
+	rows := make([]host, len(snap))
+	for i, st := range snap {
+		rows[i] = host{Host: st.Host, State: st.State.String(), Isolated: st.Isolated,
+			ConsecutiveFailures: st.ConsecutiveFailures, Total: st.Total}
+		if !st.OpenedAt.IsZero() {
+			rows[i].OpenedAt = &snap[i].OpenedAt
+		}
+		if !st.RetryAt.IsZero() {
+			rows[i].RetryAt = &snap[i].RetryAt
+			in := max(st.RetryAt.Sub(now), 0).Seconds()
+			rows[i].RetryInSeconds = &in
+		}
+	}
+	return rows
+}
+
+func (p *page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		p.show(w, r)
+	case http.MethodPost:
+		if !p.controls {
+			http.Error(w, "statuspage: controls are off", http.StatusMethodNotAllowed)
+			return
+		}
+		p.act(w, r)
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		http.Error(w, "statuspage: method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+func (p *page) show(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"hosts": p.hosts()})
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+	w.Header().Set("X-Frame-Options", "DENY")
+	_ = pageTemplate.Execute(w, map[string]any{
+		"Hosts": p.hosts(), "Controls": p.controls, "Refresh": int(p.refresh.Seconds()),
+	})
+}
+
+// act isolates or clears a host, for a same-origin POST only.
+func (p *page) act(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		http.Error(w, "statuspage: cross-site request refused", http.StatusForbidden)
+		return
+	}
+	target := r.PostFormValue("host")
+	if target == "" {
+		http.Error(w, "statuspage: no host", http.StatusBadRequest)
+		return
+	}
+	switch r.PostFormValue("action") {
+	case "isolate":
+		p.t.Isolate(target)
+	case "clear":
+		p.t.ClearState(target)
+	default:
+		http.Error(w, "statuspage: action must be isolate or clear", http.StatusBadRequest)
+		return
+	}
+	http.Redirect(w, r, r.URL.Path, http.StatusSeeOther)
+}
+
+// sameOrigin accepts a request that browsers mark as same-origin (or as
+// typed by the user), and one whose Origin is this host; it refuses any
+// other that carries either header. A request with neither comes from no
+// browser (curl, say) and cannot be a cross-site forgery.
+func sameOrigin(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+	default:
+		return false
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host == r.Host
+}

@@ -1,0 +1,168 @@
+package statuspage_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/httpbreaker/httpbreaker"
+	"github.com/httpbreaker/httpbreaker/statuspage"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// fixture is a Transport with a closed, an open and an isolated host (whose
+// name tries to inject markup).
+func fixture(t *testing.T) (*httpbreaker.Transport, *clock) {
+	clk := &clock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		code := 200
+		if req.URL.Host == "down.test" {
+			code = 503
+		}
+		return &http.Response{StatusCode: code, Body: http.NoBody, Request: req}, nil
+	})
+	rt, err := httpbreaker.New(base, httpbreaker.WithClock(clk.Now),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1, ResetTimeout: 90 * time.Second}))
+	require.NoError(t, err)
+	for _, u := range []string{"http://up.test/", "http://down.test/"} {
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		resp, err := rt.RoundTrip(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+	}
+	rt.Isolate(`evil"><img src=x onerror=alert(1)>.test`)
+	clk.mu.Lock()
+	clk.now = clk.now.Add(25 * time.Second)
+	clk.mu.Unlock()
+	return rt, clk
+}
+
+func get(t *testing.T, h http.Handler, accept string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodGet, "/breakers", nil)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestHTMLPage(t *testing.T) {
+	rt, clk := fixture(t)
+	rec := get(t, statuspage.Handler(rt, statuspage.WithClock(clk.Now)), "text/html")
+	require.Equal(t, http.StatusOK, rec.Code)
+	body := rec.Body.String()
+	assert.Equal(t, "text/html; charset=utf-8", rec.Header().Get("Content-Type"))
+	assert.Contains(t, body, `<meta http-equiv="refresh" content="5">`)
+	assert.Contains(t, body, `<span class="state closed">closed</span>`)
+	assert.Contains(t, body, `<span class="state open">open</span>`)
+	assert.Contains(t, body, `<td class="num retry">1m05s</td>`, "90s open, 25s gone")
+	assert.Contains(t, body, `<td class="host">evil&#34;&gt;&lt;img src=x onerror=alert(1)&gt;.test</td>`, "hosts are escaped")
+	assert.NotContains(t, body, "<img")
+	assert.NotContains(t, body, "<form", "no controls unless enabled")
+	assert.NotContains(t, body, "http://", "no external assets")
+}
+
+func TestJSON(t *testing.T) {
+	rt, clk := fixture(t)
+	rec := get(t, statuspage.Handler(rt, statuspage.WithClock(clk.Now)), "application/json")
+	require.Equal(t, "application/json", rec.Header().Get("Content-Type"))
+	var got struct {
+		Hosts []struct {
+			Host           string   `json:"host"`
+			State          string   `json:"state"`
+			Isolated       bool     `json:"isolated"`
+			RetryInSeconds *float64 `json:"retry_in_seconds"`
+			Total          struct {
+				Requests uint64 `json:"requests"`
+				Failures uint64 `json:"failures"`
+				Rejected uint64 `json:"rejected"`
+			} `json:"total"`
+		} `json:"hosts"`
+	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+	require.Len(t, got.Hosts, 3)
+	down, evil, up := got.Hosts[0], got.Hosts[1], got.Hosts[2]
+	assert.Equal(t, "down.test", down.Host)
+	assert.Equal(t, "open", down.State)
+	require.NotNil(t, down.RetryInSeconds)
+	assert.Equal(t, 65.0, *down.RetryInSeconds)
+	assert.Equal(t, uint64(1), down.Total.Failures)
+	assert.True(t, evil.Isolated)
+	assert.Nil(t, evil.RetryInSeconds)
+	assert.Equal(t, "closed", up.State)
+}
+
+func post(h http.Handler, form url.Values, header ...string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, "http://status.test/breakers", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestControls(t *testing.T) {
+	rt, _ := fixture(t)
+	isolate := url.Values{"host": {"up.test"}, "action": {"isolate"}}
+
+	off := statuspage.Handler(rt)
+	assert.Equal(t, http.StatusMethodNotAllowed, post(off, isolate).Code, "controls are off by default")
+	assert.True(t, rt.IsClosed("up.test"))
+
+	on := statuspage.Handler(rt, statuspage.WithControls())
+	assert.Contains(t, get(t, on, "").Body.String(), `<button class="isolate"`)
+	for _, cross := range [][]string{
+		{"Sec-Fetch-Site", "cross-site"},
+		{"Sec-Fetch-Site", "same-site"},
+		{"Origin", "https://attacker.example"},
+		{"Origin", "null"},
+	} {
+		assert.Equal(t, http.StatusForbidden, post(on, isolate, cross...).Code, "%v", cross)
+	}
+	assert.True(t, rt.IsClosed("up.test"), "no cross-site request got through")
+
+	rec := post(on, isolate, "Origin", "http://status.test", "Sec-Fetch-Site", "same-origin")
+	assert.Equal(t, http.StatusSeeOther, rec.Code)
+	assert.Equal(t, "/breakers", rec.Header().Get("Location"))
+	assert.True(t, rt.Status("up.test").Isolated)
+
+	rec = post(on, url.Values{"host": {"up.test"}, "action": {"clear"}}) // curl: no browser headers
+	assert.Equal(t, http.StatusSeeOther, rec.Code)
+	assert.True(t, rt.IsClosed("up.test"))
+
+	assert.Equal(t, http.StatusBadRequest, post(on, url.Values{"host": {"up.test"}, "action": {"explode"}}).Code)
+	assert.Equal(t, http.StatusBadRequest, post(on, url.Values{"action": {"clear"}}).Code)
+
+	req := httptest.NewRequest(http.MethodDelete, "/breakers", nil)
+	rec = httptest.NewRecorder()
+	on.ServeHTTP(rec, req)
+	assert.Equal(t, http.StatusMethodNotAllowed, rec.Code)
+}
