@@ -44,9 +44,13 @@ type registry struct {
 // forgets, at least.
 const evictionSample = 64
 
+// peek returns the breaker of key if the read map has it: never a lock, so
+// a miss says nothing.
+func (r *registry) peek(key string) *breaker { return r.readMap()[key] }
+
 // lookup returns the breaker of key, or nil if key is not tracked.
 func (r *registry) lookup(key string) *breaker {
-	if b := r.readMap()[key]; b != nil {
+	if b := r.peek(key); b != nil {
 		return b
 	}
 	r.mu.Lock()
@@ -66,7 +70,7 @@ func (r *registry) touch(b *breaker) {
 // capacity with nothing it may forget — every host isolated — it returns
 // nil.
 func (r *registry) obtain(key string, s *settings) *breaker {
-	if b := r.readMap()[key]; b != nil {
+	if b := r.peek(key); b != nil {
 		return b
 	}
 	r.mu.Lock()

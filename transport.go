@@ -127,7 +127,7 @@ func (t *Transport) breakerFor(req *http.Request) (*breaker, error) {
 		key = t.keyFunc(req)
 	} else {
 		if host := req.URL.Host; maybeKey(host) {
-			if b := t.hosts.lookup(host); b != nil {
+			if b := t.hosts.peek(host); b != nil {
 				t.hosts.touch(b)
 				return b, nil // a tracked host, already in normal form
 			}
