@@ -48,35 +48,6 @@ type breaker struct {
 	counts counters
 }
 
-// counters are a host's totals. Requests is not stored: each call that
-// reached the base ends as exactly one of the other three, so it is their
-// sum, and a snapshot is consistent in itself.
-type counters struct {
-	successes, failures, ignored, rejected atomic.Uint64
-}
-
-func (c *counters) count(o Outcome) {
-	switch o {
-	case Success:
-		c.successes.Add(1)
-	case Ignore:
-		c.ignored.Add(1)
-	default:
-		c.failures.Add(1)
-	}
-}
-
-func (c *counters) snapshot() Counts {
-	n := Counts{
-		Successes: c.successes.Load(),
-		Failures:  c.failures.Load(),
-		Ignored:   c.ignored.Load(),
-		Rejected:  c.rejected.Load(),
-	}
-	n.Requests = n.Successes + n.Failures + n.Ignored
-	return n
-}
-
 // isolatedUntil is the retry offset of an isolated circuit: never.
 const isolatedUntil = 1<<63 - 1
 
@@ -373,49 +344,4 @@ func (b *breaker) transition(s *settings, w word, to State, now, until int64) bo
 		}
 	}
 	return true
-}
-
-// unlockAndNotify releases b.mu, then delivers any queued transitions.
-// Requires b.mu held.
-func (b *breaker) unlockAndNotify(s *settings) {
-	pending := b.events != nil && len(*b.events) > 0 && !b.notifying
-	b.mu.Unlock()
-	if pending {
-		b.notify(s)
-	}
-}
-
-// notify delivers queued transitions to the listeners, outside the lock and
-// in order: one goroutine at a time drains the queue, so a transition made
-// by a listener (say, through ClearState) is delivered after the one that
-// called it. If a listener panics, the panic goes on up and the remaining
-// events wait for the next transition.
-func (b *breaker) notify(s *settings) {
-	b.mu.Lock()
-	if b.notifying {
-		b.mu.Unlock()
-		return
-	}
-	b.notifying = true
-	finished := false
-	defer func() {
-		if !finished {
-			b.mu.Lock()
-			b.notifying = false
-			b.mu.Unlock()
-		}
-	}()
-	for len(*b.events) > 0 {
-		ev := (*b.events)[0]
-		*b.events = (*b.events)[1:]
-		b.mu.Unlock()
-		for _, listen := range s.listeners {
-			listen(ev)
-		}
-		b.mu.Lock()
-	}
-	*b.events = nil
-	b.notifying = false
-	finished = true
-	b.mu.Unlock()
 }
