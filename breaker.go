@@ -179,9 +179,10 @@ func (b *breaker) rateTrips(s *settings, tk ticket, v verdict) bool {
 }
 
 // trip counts the failure that reaches the threshold and opens the circuit,
-// unless the count changed or the generation moved on meanwhile. force
-// opens it whatever the count: the rate window or a Retry-After asked.
-func (b *breaker) trip(s *settings, gen uint32, v verdict, force bool) {
+// unless the count changed or the generation moved on meanwhile, and
+// reports whether it opened it. force opens it whatever the count: the rate
+// window, a Retry-After or the fleet asked.
+func (b *breaker) trip(s *settings, gen uint32, v verdict, force bool) (opened bool) {
 	if !v.timed {
 		v.at, v.timed = s.clock(), true
 	}
@@ -198,10 +199,12 @@ func (b *breaker) trip(s *settings, gen uint32, v verdict, force bool) {
 			continue
 		}
 		if b.transition(s, w, StateOpen, v.at, v.until) {
+			opened = true
 			break
 		}
 	}
 	b.unlockAndNotify(s)
+	return opened
 }
 
 func (b *breaker) reportProbe(s *settings, tk ticket, v verdict) {
@@ -252,6 +255,43 @@ func (b *breaker) clear(s *settings) {
 	for !b.transition(s, b.load(), StateClosed, now, 0) {
 	}
 	b.unlockAndNotify(s)
+}
+
+// adoptOpen opens the circuit until until, as the fleet says, unless it
+// already is open until then.
+func (b *breaker) adoptOpen(s *settings, until int64) {
+	now := s.clock()
+	b.mu.Lock()
+	for {
+		w := b.load()
+		if w.state() == StateOpen && b.retryAt.Load() == until ||
+			b.transition(s, w, StateOpen, now, until) {
+			break
+		}
+	}
+	b.unlockAndNotify(s)
+}
+
+// adoptClose closes the circuit, as the fleet says, unless it is closed.
+func (b *breaker) adoptClose(s *settings) {
+	now := s.clock()
+	b.mu.Lock()
+	for {
+		w := b.load()
+		if w.state() == StateClosed || b.transition(s, w, StateClosed, now, 0) {
+			break
+		}
+	}
+	b.unlockAndNotify(s)
+}
+
+// giveBackProbe frees a probe slot whose call was never sent.
+func (b *breaker) giveBackProbe(tk ticket) {
+	b.mu.Lock()
+	if b.load().gen() == tk.gen {
+		b.probes--
+	}
+	b.mu.Unlock()
 }
 
 // isolated reports whether the circuit is open until cleared.

@@ -87,6 +87,9 @@ func (t *Transport) Isolate(host string) {
 	}
 	if b != nil {
 		b.isolate(&t.s)
+		if t.store != nil {
+			t.announceOpen(b)
+		}
 	}
 }
 

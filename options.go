@@ -22,6 +22,7 @@ type config struct {
 	now        func() time.Time
 	maxHosts   int
 	staleBytes int64
+	store      Store
 }
 
 // WithPolicy sets the thresholds and timeouts; see [Policy] for the defaults

@@ -23,6 +23,7 @@ type Transport struct {
 	keyFunc  func(*http.Request) string // nil: the normalised host
 	fallback Fallback                   // nil: refusals return *OpenError
 	stale    *staleCache                // nil: no stale-if-error
+	store    Store                      // nil: circuits live in this process only
 	hosts    registry
 }
 
@@ -73,6 +74,10 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 		t.stale = newStaleCache(c.staleBytes)
 	}
 	t.hosts.max = c.maxHosts
+	if c.store != nil {
+		t.store = c.store
+		t.store.Subscribe(t.adopt)
+	}
 	return t, nil
 }
 
@@ -96,6 +101,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if tk.probe {
 		return t.probe(req, b, tk)
 	}
+	hadFailures := t.store != nil && b.load().failures() > 0
 	resp, err := t.send(req)
 	var outcome Outcome
 	if t.s.plain {
@@ -105,6 +111,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		v := t.judge(tk, resp, err)
 		outcome = v.outcome
 		b.report(&t.s, tk, v)
+	}
+	if t.store != nil {
+		t.tellStore(b, tk, outcome, hadFailures)
 	}
 	if t.stale != nil {
 		return t.staleIfError(req, resp, err, outcome)
@@ -154,6 +163,16 @@ func (t *Transport) send(req *http.Request) (*http.Response, error) {
 // panics, the probe's slot is given back before the panic goes on, so the
 // breaker never waits for a report that will not come.
 func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Response, error) {
+	if t.store != nil {
+		release, ok := t.fleetProbe(b)
+		if !ok { // another member holds the fleet's probes
+			b.giveBackProbe(tk)
+			b.counts.rejected.Add(1)
+			return t.refuse(req, b.refusal.Load())
+		}
+		defer release()
+		defer t.announceProbe(b, tk)
+	}
 	reported := false
 	defer func() {
 		if !reported {
@@ -209,8 +228,15 @@ func (t *Transport) IsClosed(host string) bool { return t.State(host) == StateCl
 // calls admitted before are then dropped. Listeners hear of the transition
 // if the circuit was not closed.
 func (t *Transport) ClearState(host string) {
-	if b := t.find(host); b != nil {
-		b.clear(&t.s)
+	b := t.find(host)
+	if b == nil {
+		return
+	}
+	b.clear(&t.s)
+	if t.store != nil {
+		ctx, cancel := storeContext()
+		defer cancel()
+		_ = t.store.Reset(ctx, b.host)
 	}
 }
 
