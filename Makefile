@@ -1,7 +1,7 @@
 # The README's two commands for a fresh machine: `make demo` and `make test`.
 GO ?= go
 
-.PHONY: demo test bench bench-core fuzz fmt
+.PHONY: demo fleet-demo test bench bench-core fuzz fmt
 
 FUZZ_TARGETS = FuzzNormalizeHost FuzzKeysAgree FuzzRetryAfter FuzzMethods FuzzRoundTrip
 FUZZTIME ?= 60s
@@ -9,14 +9,20 @@ FUZZTIME ?= 60s
 demo: ## the seed's restaurant menu, through httpbreaker
 	$(GO) run ./examples/menu
 
-test: ## gofmt, vet (bench and integrations modules too) and every test under the race detector
+fleet-demo: ## 4 members against a failing upstream: local breakers vs one shared through Redis
+	cd examples/fleet && $(GO) run .
+
+test: ## gofmt, vet (every module) and every test under the race detector
 	@unformatted=$$(gofmt -l .); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	cd bench && $(GO) vet ./...
 	cd integrations && $(GO) vet ./...
+	cd redisstore && $(GO) vet ./...
+	cd examples/fleet && $(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 	cd integrations && $(GO) test -race -count=1 ./...
+	cd redisstore && $(GO) test -race -count=1 ./...
 
 bench: ## httpbreaker against its peers, side by side; writes bench/RESULTS.md
 	cd bench && $(GO) test -run '^$$' -bench . -benchmem -benchtime 500ms -count 6 -timeout 30m . | tee results.txt

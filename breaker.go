@@ -258,13 +258,13 @@ func (b *breaker) clear(s *settings) {
 }
 
 // adoptOpen opens the circuit until until, as the fleet says, unless it
-// already is open until then.
+// already is open until then or later.
 func (b *breaker) adoptOpen(s *settings, until int64) {
 	now := s.clock()
 	b.mu.Lock()
 	for {
 		w := b.load()
-		if w.state() == StateOpen && b.retryAt.Load() == until ||
+		if w.state() == StateOpen && b.retryAt.Load() >= until ||
 			b.transition(s, w, StateOpen, now, until) {
 			break
 		}

@@ -45,6 +45,13 @@
 // is refused, failing or answering 5xx; [WithFallback] answers other
 // refusals.
 //
+// # Fleets
+//
+// [WithStore] shares circuits across processes: with
+// github.com/httpbreaker/httpbreaker/redisstore, every process using one
+// Redis behaves like one breaker per host, and a healthy request still costs
+// Redis nothing.
+//
 // # Failures
 //
 // A [Classifier] decides what a call means. [DefaultClassifier] keeps the

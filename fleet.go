@@ -12,15 +12,16 @@ func (t *Transport) adopt(ev FleetEvent) {
 		}
 		return
 	}
-	b := t.hosts.obtain(ev.Host, &t.s) // an open host is worth tracking: its next request is refused
-	if b == nil {
-		return
-	}
 	until := int64(isolatedUntil)
 	if !ev.Until.IsZero() {
 		until = t.s.offset(ev.Until)
+		if until <= t.s.clock() {
+			return // over already: a late message must not reopen a circuit that moved on
+		}
 	}
-	b.adoptOpen(&t.s, until)
+	if b := t.hosts.obtain(ev.Host, &t.s); b != nil { // an open host is worth tracking
+		b.adoptOpen(&t.s, until)
+	}
 }
 
 // tellStore reports a closed-path call to the Store: a failure counts for
@@ -43,12 +44,12 @@ func (t *Transport) tellStore(b *breaker, tk ticket, o Outcome, hadFailures bool
 			return
 		}
 		ctx, cancel := storeContext()
-		n, until, err := t.store.Failure(ctx, b.host)
+		n, fleet, err := t.store.Failure(ctx, b.host)
 		cancel()
 		switch {
 		case err != nil: // the local breaker has counted it: go on alone
-		case !until.IsZero():
-			b.adoptOpen(&t.s, t.s.offset(until))
+		case fleet.Open:
+			t.adopt(fleet)
 		case n >= t.s.policy.FailureThreshold:
 			if b.trip(&t.s, tk.gen, verdict{outcome: Failure}, true) {
 				t.announceOpen(b)

@@ -54,13 +54,14 @@ func (m *memStore) publish(ev httpbreaker.FleetEvent) {
 	}
 }
 
-func (m *memStore) Failure(_ context.Context, host string) (int, time.Time, error) {
+func (m *memStore) Failure(_ context.Context, host string) (int, httpbreaker.FleetEvent, error) {
 	if err := m.enter(); err != nil {
-		return 0, time.Time{}, err
+		return 0, httpbreaker.FleetEvent{}, err
 	}
 	defer m.mu.Unlock()
 	m.failures[host]++
-	return m.failures[host], m.open[host], nil
+	until, open := m.open[host]
+	return m.failures[host], httpbreaker.FleetEvent{Host: host, Open: open, Until: until}, nil
 }
 
 func (m *memStore) Success(_ context.Context, host string) error {

@@ -18,9 +18,9 @@ import (
 // Store.
 type Store interface {
 	// Failure records a failure of host and returns the fleet's run of
-	// consecutive failures and, if the fleet's circuit is open, until when
-	// (the zero time if not open).
-	Failure(ctx context.Context, host string) (failures int, openUntil time.Time, err error)
+	// consecutive failures and, if the fleet's circuit is open, that
+	// opening (fleet.Open false if not).
+	Failure(ctx context.Context, host string) (failures int, fleet FleetEvent, err error)
 	// Success ends the fleet's run of failures of host.
 	Success(ctx context.Context, host string) error
 	// Open opens host's circuit for the fleet until the given time, or
