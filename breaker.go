@@ -101,12 +101,10 @@ func (b *breaker) admitSlow(s *settings, w word) (ticket, *OpenError) {
 	return tk, refused
 }
 
-// reportPlain counts the outcome of an admitted call for a policy with no
-// timed rule: the default path, kept free of clock reads and verdicts.
+// reportPlain counts the outcome (Success, Failure or Ignore) of an
+// admitted call for a policy with no timed rule: the default path, kept
+// free of clock reads and verdicts.
 func (b *breaker) reportPlain(s *settings, tk ticket, o Outcome) {
-	if o != Success && o != Ignore {
-		o = Failure
-	}
 	b.counts.count(o)
 	switch {
 	case tk.probe:

@@ -33,6 +33,14 @@ func (o Outcome) String() string {
 	return "Outcome(" + strconv.Itoa(int(o)) + ")"
 }
 
+// normal maps any outcome other than Success and Ignore to Failure.
+func (o Outcome) normal() Outcome {
+	if o != Success && o != Ignore {
+		return Failure
+	}
+	return o
+}
+
 // Classifier decides what one call through the base transport means for the
 // breaker. It gets exactly one of resp and err non-nil, runs once the response
 // headers arrived (before the body is read) and must not read or close the

@@ -73,12 +73,9 @@ func (t *Transport) Isolate(host string) {
 	}
 	b := t.find(host)
 	if b == nil {
-		key := host
-		if t.keyFunc == nil {
-			key = normalizeHost(host)
-			if alt := withoutDefaultPort(key); alt != "" {
-				key = alt
-			}
+		key, alt := t.hostKeys(host)
+		if alt != "" {
+			key = alt
 		}
 		if key == "" {
 			return
@@ -99,10 +96,8 @@ func (t *Transport) Status(host string) HostStatus {
 	if b := t.find(host); b != nil {
 		return b.status(&t.s)
 	}
-	if t.keyFunc == nil {
-		host = normalizeHost(host)
-	}
-	return HostStatus{Host: host, State: StateClosed}
+	key, _ := t.hostKeys(host)
+	return HostStatus{Host: key, State: StateClosed}
 }
 
 // Snapshot describes every tracked host, sorted by Host; each entry is

@@ -6,10 +6,7 @@ import "net/http"
 // outcome (anything but Success and Ignore is a Failure), then the policy's
 // timed rules: slow calls and Retry-After.
 func (t *Transport) judge(tk ticket, resp *http.Response, err error) verdict {
-	v := verdict{outcome: t.classify(resp, err)}
-	if v.outcome != Success && v.outcome != Ignore {
-		v.outcome = Failure
-	}
+	v := verdict{outcome: t.classify(resp, err).normal()}
 	p := &t.s.policy
 	if t.s.timed {
 		v.at, v.timed = t.s.clock(), true

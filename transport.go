@@ -105,7 +105,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.send(req)
 	var outcome Outcome
 	if t.s.plain {
-		outcome = t.classify(resp, err)
+		outcome = t.classify(resp, err).normal()
 		b.reportPlain(&t.s, tk, outcome)
 	} else {
 		v := t.judge(tk, resp, err)
@@ -242,17 +242,22 @@ func (t *Transport) ClearState(host string) {
 
 // find returns the breaker a host argument names, or nil.
 func (t *Transport) find(host string) *breaker {
-	if t.keyFunc != nil {
-		return t.hosts.lookup(host)
-	}
-	key := normalizeHost(host)
-	if b := t.hosts.lookup(key); b != nil {
+	key, alt := t.hostKeys(host)
+	if b := t.hosts.lookup(key); b != nil || alt == "" {
 		return b
 	}
-	if alt := withoutDefaultPort(key); alt != "" {
-		return t.hosts.lookup(alt)
+	return t.hosts.lookup(alt)
+}
+
+// hostKeys turns a host argument into the key it names and, for a bare
+// host:80 or host:443, the key without the port, which it more likely
+// means ("" otherwise). With a key func, keys are taken as they are.
+func (t *Transport) hostKeys(host string) (key, alt string) {
+	if t.keyFunc != nil {
+		return host, ""
 	}
-	return nil
+	key = normalizeHost(host)
+	return key, withoutDefaultPort(key)
 }
 
 // CloseIdleConnections closes the base transport's idle connections, if it
