@@ -49,3 +49,30 @@ func heapInUse() int64 {
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
 }
+
+// BenchmarkNewHostAtTheBound admits a host never seen into a Transport
+// already tracking WithMaxHosts hosts, as a crawler does all day: each
+// admission forgets an old host. It reports the cost per new host.
+func BenchmarkNewHostAtTheBound(b *testing.B) {
+	for _, max := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("max=%d", max), func(b *testing.B) {
+			rt := newTransport(b, newOKBase(), httpbreaker.WithMaxHosts(max))
+			reqs := make([]*http.Request, 4*max)
+			for i := range reqs {
+				reqs[i], _ = http.NewRequest(http.MethodGet, fmt.Sprintf("http://host-%d.test/", i), nil)
+			}
+			for _, req := range reqs[:max] { // fill up to the bound
+				_, _ = rt.RoundTrip(req)
+			}
+			i := max
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				_, _ = rt.RoundTrip(reqs[i])
+				if i++; i == len(reqs) {
+					i = 0
+				}
+			}
+		})
+	}
+}

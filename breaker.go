@@ -14,6 +14,10 @@ import (
 type breaker struct {
 	// state is a word: state, consecutive failures and generation.
 	state atomic.Uint64
+	// forgotten is set, once, when the registry drops the breaker to make
+	// room: requests then look for a new one, and this one falls silent
+	// (its transitions reach no listener, no count and no Store).
+	forgotten atomic.Bool
 	// retryAt is, while open, the clock offset (settings.offset) at which a
 	// probe may be admitted.
 	retryAt atomic.Int64
@@ -22,7 +26,10 @@ type breaker struct {
 	refusal atomic.Pointer[OpenError]
 
 	mu sync.Mutex
-	// probes is the number of probes in flight while half-open; requires mu.
+	// probes is the number of probe calls in flight, whichever half-open
+	// period admitted them: a probe outlives its period when another
+	// probe's result moves the state on, and it still counts against
+	// HalfOpenMaxRequests until it returns. Requires mu.
 	probes int32
 	// successes counts consecutive probe successes while half-open;
 	// requires mu.
@@ -30,9 +37,17 @@ type breaker struct {
 	// lastUsed is the registry's tick when a request last used the
 	// breaker: eviction forgets the least recently used.
 	lastUsed atomic.Uint32
-	// reopens counts failed probes in a row, for a growing open time;
-	// requires mu.
+	// reopens counts failed probes in a row, for a growing open time, up
+	// to maxReopens; requires mu.
 	reopens uint8
+	// isolated is set while the circuit is open until cleared (Isolate).
+	// It is written with both the registry's mu and b.mu held, so eviction,
+	// which decides under the registry's mu, never forgets a host being
+	// isolated; either lock suffices to read it.
+	isolated bool
+	// lastAt is the offset of the latest transition: instants handed to
+	// listeners never go backwards. Requires mu.
+	lastAt int64
 	// notifying is set while one goroutine delivers events; requires mu.
 	notifying bool
 	// events are transitions not yet delivered to listeners, nil until the
@@ -48,8 +63,14 @@ type breaker struct {
 	counts counters
 }
 
-// isolatedUntil is the retry offset of an isolated circuit: never.
-const isolatedUntil = 1<<63 - 1
+// never is the retry offset of an isolated circuit, and what saturated
+// offsets clamp to. Whether a circuit is isolated is b.isolated, never this
+// value: a huge ResetTimeout or Retry-After reaches it too.
+const never = 1<<63 - 1
+
+// maxReopens bounds the failed-probe count: doubling ResetTimeout 62 times
+// outgrows any Duration, so the open time has long reached its cap.
+const maxReopens = 62
 
 func newBreaker(host string, s *settings) *breaker {
 	b := &breaker{host: host}
@@ -210,8 +231,8 @@ func (b *breaker) reportProbe(s *settings, tk ticket, v verdict) {
 		v.at, v.timed = s.clock(), true
 	}
 	b.mu.Lock()
+	b.probes-- // in flight until now, whatever its period
 	if w := b.load(); w.gen() == tk.gen {
-		b.probes--
 		switch v.outcome {
 		case Ignore:
 		case Success:
@@ -220,7 +241,7 @@ func (b *breaker) reportProbe(s *settings, tk ticket, v verdict) {
 				b.transition(s, w, StateClosed, v.at, 0)
 			}
 		default:
-			if b.reopens < 62 { // the open time has long reached its cap
+			if b.reopens < maxReopens {
 				b.reopens++
 			}
 			b.transition(s, w, StateOpen, v.at, v.until)
@@ -246,23 +267,48 @@ func (b *breaker) current(s *settings) State {
 	return w.state()
 }
 
-// clear closes the circuit and forgets its counts.
-func (b *breaker) clear(s *settings) {
+// clear closes the circuit, ends an isolation and forgets its counts, and
+// reports whether it was isolated. The caller holds the registry's mu (the
+// isolated flag changes) and delivers the transition with flush.
+func (b *breaker) clear(s *settings) (wasIsolated bool) {
 	now := s.clock()
 	b.mu.Lock()
+	wasIsolated, b.isolated = b.isolated, false
+	// Only a lock-free closed-path update can make the CAS fail, and it
+	// cannot happen twice without a new admission: the loop ends.
 	for !b.transition(s, b.load(), StateClosed, now, 0) {
 	}
+	b.mu.Unlock()
+	return wasIsolated
+}
+
+// isolate opens the circuit until clear: no probe is ever admitted. The
+// caller holds the registry's mu and delivers the transition with flush.
+func (b *breaker) isolate(s *settings) (wasIsolated bool) {
+	now := s.clock()
+	b.mu.Lock()
+	wasIsolated, b.isolated = b.isolated, true
+	for !wasIsolated && !b.transition(s, b.load(), StateOpen, now, never) { // as in clear
+	}
+	b.mu.Unlock()
+	return wasIsolated
+}
+
+// flush delivers the transitions queued while the caller held locks that
+// listeners must not run under.
+func (b *breaker) flush(s *settings) {
+	b.mu.Lock()
 	b.unlockAndNotify(s)
 }
 
 // adoptOpen opens the circuit until until, as the fleet says, unless it
-// already is open until then or later.
+// already is open until then or later, or isolated.
 func (b *breaker) adoptOpen(s *settings, until int64) {
 	now := s.clock()
 	b.mu.Lock()
 	for {
 		w := b.load()
-		if w.state() == StateOpen && b.retryAt.Load() >= until ||
+		if b.isolated || w.state() == StateOpen && b.retryAt.Load() >= until ||
 			b.transition(s, w, StateOpen, now, until) {
 			break
 		}
@@ -270,40 +316,28 @@ func (b *breaker) adoptOpen(s *settings, until int64) {
 	b.unlockAndNotify(s)
 }
 
-// adoptClose closes the circuit, as the fleet says, unless it is closed.
-func (b *breaker) adoptClose(s *settings) {
+// adoptClose closes the circuit, as the fleet says, unless it is closed,
+// and reports whether it was isolated. The caller holds the registry's mu
+// and delivers the transition with flush.
+func (b *breaker) adoptClose(s *settings) (wasIsolated bool) {
 	now := s.clock()
 	b.mu.Lock()
+	wasIsolated, b.isolated = b.isolated, false
 	for {
 		w := b.load()
 		if w.state() == StateClosed || b.transition(s, w, StateClosed, now, 0) {
 			break
 		}
 	}
-	b.unlockAndNotify(s)
+	b.mu.Unlock()
+	return wasIsolated
 }
 
 // giveBackProbe frees a probe slot whose call was never sent.
-func (b *breaker) giveBackProbe(tk ticket) {
+func (b *breaker) giveBackProbe() {
 	b.mu.Lock()
-	if b.load().gen() == tk.gen {
-		b.probes--
-	}
+	b.probes--
 	b.mu.Unlock()
-}
-
-// isolated reports whether the circuit is open until cleared.
-func (b *breaker) isolated() bool {
-	return b.load().state() == StateOpen && b.retryAt.Load() == isolatedUntil
-}
-
-// isolate opens the circuit until clear: no probe is ever admitted.
-func (b *breaker) isolate(s *settings) {
-	now := s.clock()
-	b.mu.Lock()
-	for !b.transition(s, b.load(), StateOpen, now, isolatedUntil) {
-	}
-	b.unlockAndNotify(s)
 }
 
 // status describes the breaker, consistently: state and counts of one
@@ -317,7 +351,7 @@ func (b *breaker) status(s *settings) HostStatus {
 	if w.state() != StateClosed {
 		refusal := b.refusal.Load()
 		st.OpenedAt = refusal.openedAt
-		st.Isolated = w.state() == StateOpen && b.retryAt.Load() == isolatedUntil
+		st.Isolated = b.isolated
 		if w.state() == StateOpen {
 			st.RetryAt = refusal.RetryAt
 		}
@@ -331,7 +365,7 @@ func (b *breaker) status(s *settings) HostStatus {
 // returns the current word. Requires b.mu held.
 func (b *breaker) advance(s *settings, now int64) word {
 	w := b.load()
-	if w.state() == StateOpen && now >= b.retryAt.Load() {
+	if w.state() == StateOpen && !b.isolated && now >= b.retryAt.Load() {
 		b.transition(s, w, StateHalfOpen, now, 0)
 		w = b.load()
 	}
@@ -343,14 +377,20 @@ func (b *breaker) advance(s *settings, now int64) word {
 // until if that is not 0, else for the policy's open time after now. It
 // reports false, and changes nothing that matters, if the word is no longer
 // w (a lock-free closed-path update came first). Requires b.mu held.
+//
+// retryAt and refusal are written before the CAS. If the CAS then fails,
+// the state is still closed (only the closed path updates the word without
+// mu), and a closed circuit reads neither; the caller's retry writes them
+// again.
 func (b *breaker) transition(s *settings, w word, to State, now, until int64) bool {
+	now = max(now, b.lastAt) // the clock was read before mu: keep order
 	switch to {
 	case StateOpen:
 		if until == 0 {
 			until = later(now, s.policy.openTimeout(int(b.reopens)))
 		}
 		refusal := &OpenError{Host: b.host, State: StateOpen, openedAt: s.instant(now)}
-		if until != isolatedUntil {
+		if !b.isolated {
 			refusal.RetryAt = s.instant(until)
 		}
 		b.retryAt.Store(until)
@@ -361,18 +401,19 @@ func (b *breaker) transition(s *settings, w word, to State, now, until int64) bo
 	if !b.cas(w, packWord(to, 0, w.gen()+1)) {
 		return false
 	}
-	b.probes, b.successes = 0, 0
+	b.lastAt = now
+	b.successes = 0
 	if to == StateClosed {
 		b.reopens = 0
 		if b.window != nil {
 			b.window.reset()
 		}
 	}
-	if from := w.state(); from != to {
+	if from := w.state(); from != to && !b.forgotten.Load() {
 		s.transitions[from][to].Add(1)
 		if len(s.listeners) > 0 {
 			ev := Transition{Host: b.host, From: from, To: to, At: s.instant(now)}
-			if to == StateOpen && until != isolatedUntil {
+			if to == StateOpen && !b.isolated {
 				ev.RetryAt = s.instant(until)
 			}
 			if b.events == nil {
@@ -381,5 +422,18 @@ func (b *breaker) transition(s *settings, w word, to State, now, until int64) bo
 			*b.events = append(*b.events, ev)
 		}
 	}
+	return true
+}
+
+// forget marks the breaker forgotten, unless it is isolated or, picked as a
+// closed host, has opened since. From here on its transitions are silent.
+// Requires the registry's mu held.
+func (b *breaker) forget(wasClosed bool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.isolated || wasClosed && b.load().state() != StateClosed {
+		return false
+	}
+	b.forgotten.Store(true)
 	return true
 }

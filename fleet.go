@@ -6,21 +6,19 @@ package httpbreaker
 // of this Transport's own transitions find the breaker already there and
 // change nothing.
 func (t *Transport) adopt(ev FleetEvent) {
-	if !ev.Open {
+	switch {
+	case !ev.Open:
 		if b := t.hosts.lookup(ev.Host); b != nil {
-			b.adoptClose(&t.s)
+			t.hosts.clear(b, &t.s, true)
 		}
-		return
-	}
-	until := int64(isolatedUntil)
-	if !ev.Until.IsZero() {
-		until = t.s.offset(ev.Until)
+	case ev.Until.IsZero():
+		t.hosts.isolate(ev.Host, &t.s)
+	default:
+		until := t.s.offset(ev.Until)
 		if until <= t.s.clock() {
 			return // over already: a late message must not reopen a circuit that moved on
 		}
-	}
-	if b := t.hosts.obtain(ev.Host, &t.s); b != nil { // an open host is worth tracking
-		b.adoptOpen(&t.s, until)
+		t.hosts.obtain(ev.Host, &t.s).adoptOpen(&t.s, until) // an open host is worth tracking
 	}
 }
 

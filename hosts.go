@@ -17,8 +17,9 @@ const DefaultMaxHosts = 10000
 // a batch of n/64 hosts (at least one): the least recently used closed hosts
 // of a sample, open and half-open ones only when no closed host is left,
 // isolated ones never. A forgotten host that returns starts closed with
-// fresh counts. If every tracked host is isolated, requests to new hosts go
-// through untracked. n < 1 makes New fail.
+// fresh counts. Isolated hosts are kept beyond n (see [Transport.Isolate]).
+// Admitting a new host at the bound costs O(1) amortised. n < 1 makes New
+// fail.
 func WithMaxHosts(n int) Option {
 	return func(c *config) error {
 		if n < 1 {
@@ -66,27 +67,21 @@ type HostStatus struct {
 // Isolate opens host's circuit until ClearState: requests are refused with
 // an [*OpenError] whose RetryAt is zero, no probe is admitted, and the host
 // is never forgotten to make room. Isolating a host never seen tracks it.
+// Isolation always takes effect: isolated hosts do not count against
+// [WithMaxHosts], so they are bounded only by what the program isolates
+// (the statuspage package isolates only hosts already tracked).
 // Listeners hear the transition, and the one ClearState makes.
 func (t *Transport) Isolate(host string) {
 	if t.base == nil {
 		return // not made by New
 	}
-	b := t.find(host)
-	if b == nil {
-		key, alt := t.hostKeys(host)
-		if alt != "" {
-			key = alt
-		}
-		if key == "" {
-			return
-		}
-		b = t.hosts.obtain(key, &t.s)
+	key := t.hostKey(host)
+	if key == "" {
+		return
 	}
-	if b != nil {
-		b.isolate(&t.s)
-		if t.store != nil {
-			t.announceOpen(b)
-		}
+	b := t.hosts.isolate(key, &t.s)
+	if t.store != nil {
+		t.announceOpen(b)
 	}
 }
 
@@ -96,8 +91,7 @@ func (t *Transport) Status(host string) HostStatus {
 	if b := t.find(host); b != nil {
 		return b.status(&t.s)
 	}
-	key, _ := t.hostKeys(host)
-	return HostStatus{Host: key, State: StateClosed}
+	return HostStatus{Host: t.hostKey(host), State: StateClosed}
 }
 
 // Snapshot describes every tracked host, sorted by Host; each entry is

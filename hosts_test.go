@@ -47,16 +47,34 @@ func TestMaxHostsForgetsOpenHostsOnlyWhenNoClosedOneIsLeft(t *testing.T) {
 	for i := range 3 {
 		_, _ = get(t, rt, hostURL(i)) // all open
 	}
-	rt.Isolate("h0.test")
 	_, _ = get(t, rt, hostURL(3))
-	assert.Equal(t, []string{"h0.test", "h2.test", "h3.test"}, hosts(rt), "h1, the oldest open host, goes; isolated h0 stays")
+	assert.Equal(t, []string{"h1.test", "h2.test", "h3.test"}, hosts(rt), "h0, the oldest open host, goes")
+}
 
-	rt.Isolate("h2.test")
-	rt.Isolate("h3.test")
-	_, err := get(t, rt, hostURL(9))
-	require.NoError(t, err, "every host isolated: a new one goes through untracked")
-	assert.Equal(t, []string{"h0.test", "h2.test", "h3.test"}, hosts(rt))
-	assert.Equal(t, httpbreaker.StateClosed, rt.State("h9.test"))
+// Isolated hosts do not count against MaxHosts: isolation takes effect even
+// when every tracked host is isolated, and new hosts are still tracked.
+func TestIsolationAlwaysTakesEffectAtTheBound(t *testing.T) {
+	up := newFakeBase(func(string) int { return 200 })
+	rt := newTransport(t, up, httpbreaker.WithMaxHosts(2))
+	for i := range 5 {
+		rt.Isolate(hostURL(i))
+	}
+	for i := range 5 {
+		_, err := get(t, rt, hostURL(i))
+		require.ErrorIs(t, err, httpbreaker.ErrCircuitOpen, "h%d", i)
+		require.True(t, rt.Status(hostURL(i)).Isolated)
+	}
+	assert.Zero(t, up.calls.Load())
+	for i := 10; i < 20; i++ {
+		_, err := get(t, rt, hostURL(i))
+		require.NoError(t, err)
+	}
+	assert.Equal(t, []string{"h0.test", "h1.test", "h18.test", "h19.test", "h2.test", "h3.test", "h4.test"}, hosts(rt),
+		"five isolated hosts beyond the bound, and two others")
+
+	rt.ClearState(hostURL(0)) // back among the evictable ones
+	_, _ = get(t, rt, hostURL(30))
+	assert.Len(t, hosts(rt), 6, "the bound counts h0 again")
 }
 
 func TestForgottenHostStartsAfresh(t *testing.T) {

@@ -5,8 +5,8 @@ import "net/http"
 // judge turns a call's result into the breaker's verdict: the classifier's
 // outcome (anything but Success and Ignore is a Failure), then the policy's
 // timed rules: slow calls and Retry-After.
-func (t *Transport) judge(tk ticket, resp *http.Response, err error) verdict {
-	v := verdict{outcome: t.classify(resp, err).normal()}
+func (t *Transport) judge(req *http.Request, tk ticket, resp *http.Response, err error) verdict {
+	v := verdict{outcome: t.classifyCall(req, resp, err)}
 	p := &t.s.policy
 	if t.s.timed {
 		v.at, v.timed = t.s.clock(), true

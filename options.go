@@ -22,7 +22,9 @@ type config struct {
 	now        func() time.Time
 	maxHosts   int
 	staleBytes int64
-	store      Store
+	// callerHeaders are added to DefaultCallerHeaders for the stale cache.
+	callerHeaders []string
+	store         Store
 }
 
 // WithPolicy sets the thresholds and timeouts; see [Policy] for the defaults

@@ -2,6 +2,7 @@ package httpbreaker
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -143,6 +144,9 @@ func (p Policy) openTimeout(reopens int) time.Duration {
 		return d
 	}
 	for ; reopens > 0 && d < p.MaxResetTimeout; reopens-- {
+		if d > math.MaxInt64/2 {
+			return p.MaxResetTimeout // doubling would overflow: saturate
+		}
 		d *= 2
 	}
 	return min(d, p.MaxResetTimeout)

@@ -8,10 +8,10 @@ import (
 	"sync/atomic"
 )
 
-// registry holds one breaker per key, at most max of them. Looking up a
-// tracked key is one atomic load and one lookup in a plain, never-mutated
-// map: no lock, no allocation, about twice as fast as sync.Map's
-// interface-keyed trie.
+// registry holds one breaker per key: at most max of them besides the
+// isolated ones. Looking up a tracked key is one atomic load and one lookup
+// in a plain, never-mutated map: no lock, no allocation, about twice as
+// fast as sync.Map's interface-keyed trie.
 //
 // New keys go to a small dirty map under mu. Once lookups have missed the
 // read map a quarter as many times as it holds keys, read and dirty are
@@ -20,9 +20,14 @@ import (
 //
 // At capacity, a new key makes room by forgetting a batch of max/64 hosts
 // (at least one), the least recently used among a sample: closed hosts
-// first, open and half-open ones only when no closed one is left, isolated
-// ones never. Forgetting publishes a new read map, so a batch amortises the
-// copy.
+// first, open and half-open ones only when no closed one is left. A
+// forgotten breaker is marked, never deleted from a published map: it stays
+// there, skipped by every lookup, until the next merge, which comes once
+// forgotten breakers make a quarter of the read map. So admitting a new host
+// at the bound costs O(1) amortised, whatever max is.
+//
+// Isolated hosts are never forgotten and do not count against max; their
+// flag changes under mu, which eviction decides under.
 type registry struct {
 	read atomic.Pointer[map[string]*breaker] // published maps are read-only
 
@@ -36,7 +41,12 @@ type registry struct {
 	// misses counts lookups read could not answer since it was published;
 	// requires mu.
 	misses int
-	// max bounds the keys tracked at once; 0 means no bound.
+	// evictable counts the tracked breakers that are not isolated: the ones
+	// max bounds. Requires mu.
+	evictable int
+	// forgotten counts the forgotten breakers still in read; requires mu.
+	forgotten int
+	// max bounds evictable; 0 means no bound.
 	max int
 }
 
@@ -46,7 +56,12 @@ const evictionSample = 64
 
 // peek returns the breaker of key if the read map has it: never a lock, so
 // a miss says nothing.
-func (r *registry) peek(key string) *breaker { return r.readMap()[key] }
+func (r *registry) peek(key string) *breaker {
+	if b := r.readMap()[key]; b != nil && !b.forgotten.Load() {
+		return b
+	}
+	return nil
+}
 
 // lookup returns the breaker of key, or nil if key is not tracked.
 func (r *registry) lookup(key string) *breaker {
@@ -66,9 +81,7 @@ func (r *registry) touch(b *breaker) {
 	}
 }
 
-// obtain returns the breaker of key, tracking it, closed, on first use. At
-// capacity with nothing it may forget — every host isolated — it returns
-// nil.
+// obtain returns the breaker of key, tracking it, closed, on first use.
 func (r *registry) obtain(key string, s *settings) *breaker {
 	if b := r.peek(key); b != nil {
 		return b
@@ -78,8 +91,13 @@ func (r *registry) obtain(key string, s *settings) *breaker {
 	if b := r.missed(key); b != nil {
 		return b
 	}
-	if r.max > 0 && r.size() >= r.max && !r.evict() {
-		return nil
+	return r.add(key, s)
+}
+
+// add tracks a new breaker for key, making room first if at capacity.
+// Requires r.mu held.
+func (r *registry) add(key string, s *settings) *breaker {
+	for r.max > 0 && r.evictable >= r.max && r.evict() {
 	}
 	if r.dirty == nil {
 		r.dirty = make(map[string]*breaker)
@@ -88,7 +106,42 @@ func (r *registry) obtain(key string, s *settings) *breaker {
 	b := newBreaker(key, s)
 	b.lastUsed.Store(r.tick.Add(1))
 	r.dirty[key] = b
+	r.evictable++
 	return b
+}
+
+// isolate opens key's circuit until cleared, tracking key if need be, and
+// returns its breaker. The flag is set under r.mu, so eviction can never
+// forget the host between its tracking and its isolation.
+func (r *registry) isolate(key string, s *settings) *breaker {
+	r.mu.Lock()
+	b := r.missed(key)
+	if b == nil {
+		b = r.add(key, s)
+	}
+	if !b.isolate(s) {
+		r.evictable--
+	}
+	r.mu.Unlock()
+	b.flush(s)
+	return b
+}
+
+// clear closes b's circuit and ends its isolation, if any. With fleet set,
+// only a circuit that is not closed changes (the fleet's closing).
+func (r *registry) clear(b *breaker, s *settings, fleet bool) {
+	r.mu.Lock()
+	var wasIsolated bool
+	if fleet {
+		wasIsolated = b.adoptClose(s)
+	} else {
+		wasIsolated = b.clear(s)
+	}
+	if wasIsolated && !b.forgotten.Load() {
+		r.evictable++
+	}
+	r.mu.Unlock()
+	b.flush(s)
 }
 
 // all returns every tracked breaker.
@@ -98,7 +151,9 @@ func (r *registry) all() []*breaker {
 	read := r.readMap()
 	list := make([]*breaker, 0, len(read)+len(r.dirty))
 	for _, b := range read {
-		list = append(list, b)
+		if !b.forgotten.Load() {
+			list = append(list, b)
+		}
 	}
 	for _, b := range r.dirty {
 		list = append(list, b)
@@ -113,93 +168,98 @@ func (r *registry) readMap() map[string]*breaker {
 	return nil
 }
 
-// size is the number of tracked keys; read and dirty never share one.
-// Requires r.mu held.
-func (r *registry) size() int { return len(r.readMap()) + len(r.dirty) }
-
 // missed answers a lookup the read map could not, and merges dirty into a
 // new read map when the misses have paid for it. Requires r.mu held.
 func (r *registry) missed(key string) *breaker {
 	read := r.readMap()
-	if b := read[key]; b != nil { // published meanwhile
+	if b := read[key]; b != nil && !b.forgotten.Load() { // published meanwhile
 		return b
 	}
 	b := r.dirty[key]
 	r.misses++
 	if len(r.dirty) > 0 && r.misses > len(read)/4 {
-		r.publish(nil)
+		r.publish()
 	}
 	return b
 }
 
-// publish merges dirty into a new read map, leaving out the keys of
-// forget. Requires r.mu held.
-func (r *registry) publish(forget map[string]bool) {
+// publish merges dirty into a new read map, leaving out forgotten
+// breakers. Requires r.mu held.
+func (r *registry) publish() {
 	read := r.readMap()
-	merged := make(map[string]*breaker, len(read)+len(r.dirty)-len(forget))
+	merged := make(map[string]*breaker, len(read)+len(r.dirty)-r.forgotten)
 	for k, b := range read {
-		if !forget[k] {
+		if !b.forgotten.Load() {
 			merged[k] = b
 		}
 	}
 	for k, b := range r.dirty {
-		if !forget[k] {
-			merged[k] = b
-		}
+		merged[k] = b
 	}
 	r.read.Store(&merged)
-	r.dirty, r.misses = nil, 0
+	r.dirty, r.misses, r.forgotten = nil, 0, 0
 }
 
 // evict forgets a batch of hosts to make room, and reports whether it
 // could forget any. Requires r.mu held.
 func (r *registry) evict() bool {
-	victims := r.victims(max(1, r.max/64))
-	if len(victims) == 0 {
-		return false
-	}
-	forget := make(map[string]bool, len(victims))
+	victims, closed := r.victims(max(1, r.max/64))
+	n := 0
 	for _, b := range victims {
-		forget[b.host] = true
+		if !b.forget(closed) {
+			continue // its state changed since it was picked
+		}
+		n++
+		r.evictable--
+		if r.dirty[b.host] == b {
+			delete(r.dirty, b.host)
+		} else {
+			r.forgotten++
+		}
 	}
-	r.publish(forget)
-	return true
+	if r.forgotten > len(r.readMap())/4 {
+		r.publish()
+	}
+	return n > 0
 }
 
 // victims picks up to n hosts to forget: the least recently used closed
 // hosts of a sample; if the sample holds no closed host, those of a full
 // scan; if there are none, the least recently used open or half-open
-// hosts. Isolated hosts are never picked. Requires r.mu held.
-func (r *registry) victims(n int) []*breaker {
-	var closed, other []*breaker
+// hosts. Isolated hosts are never picked. closed tells which pool they
+// came from. Requires r.mu held.
+func (r *registry) victims(n int) (victims []*breaker, closed bool) {
+	var closedOnes, other []*breaker
 	seen, sample := 0, max(evictionSample, 4*n)
 	scan := func(m map[string]*breaker, full bool) {
 		for _, b := range m { // map order is random: a fair sample
 			if !full && seen >= sample {
 				return
 			}
+			if b.forgotten.Load() || b.isolated {
+				continue
+			}
 			seen++
-			switch st := b.load().state(); {
-			case st == StateClosed:
-				closed = append(closed, b)
-			case !b.isolated():
+			if b.load().state() == StateClosed {
+				closedOnes = append(closedOnes, b)
+			} else {
 				other = append(other, b)
 			}
 		}
 	}
 	scan(r.dirty, false)
 	scan(r.readMap(), false)
-	if len(closed) == 0 && seen >= sample { // the sample was not everything
-		other = other[:0]
+	if len(closedOnes) == 0 && seen >= sample { // the sample was not everything
+		seen, other = 0, other[:0]
 		scan(r.dirty, true)
 		scan(r.readMap(), true)
 	}
-	pool := closed
+	pool, closed := closedOnes, true
 	if len(pool) == 0 {
-		pool = other
+		pool, closed = other, false
 	}
 	tick := r.tick.Load()
 	age := func(b *breaker) uint32 { return tick - b.lastUsed.Load() } // wraps safely
 	slices.SortFunc(pool, func(a, b *breaker) int { return cmp.Compare(age(b), age(a)) })
-	return pool[:min(n, len(pool))]
+	return pool[:min(n, len(pool))], closed
 }

@@ -2,35 +2,45 @@ package httpbreaker
 
 import (
 	"bytes"
+	"cmp"
 	"container/list"
-	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // WithStaleIfError keeps the last good response of each GET, in the spirit
 // of RFC 5861's stale-if-error, and serves it while the URL's host is
-// refused, fails at the transport, or answers 5xx — the seeds' "last
-// successfully fetched menu" as a built-in.
+// refused, fails at the transport, or answers 5xx — the "last successfully
+// fetched" answer as a built-in.
 //
-// A GET classified Success is kept once the caller has read its body to the
-// end (it is captured as the caller reads it, never buffered before), unless
-// the request or the response says Cache-Control: no-store or the body
-// alone exceeds maxBytes. Bodies take at most maxBytes in all; the least
-// recently used go first. A kept response is served, with a Warning: 110
-// header and an Age header from the clock, only to requests with the same
-// URL and the same Authorization and Cookie values (compared as digests):
-// one user's data never reaches another. The failure still counts for the
-// breaker, and a 5xx it replaces is drained and closed. A stale response
-// comes before the Fallback, which comes before the error. maxBytes < 1
-// makes New fail.
+// What is kept (RFC 9111 §3): a GET's complete 200, 203 or 204 response
+// classified Success, once the caller has read its body to the end (it is
+// captured as the caller reads it, never buffered before), unless the
+// request or the response says Cache-Control: no-store, the response says
+// Vary: *, or the request asked for a range. Of two responses for one
+// request, the one that arrived later is kept (RFC 9111 §4), whichever body
+// the caller finished first. Entries take at most maxBytes in all, counted
+// as what they hold — URL, headers and body — plus a fixed overhead each;
+// the least recently used go first.
+//
+// Who gets it: a kept response is served only to a request for the same URL
+// on the same Host whose caller-identifying headers (see
+// [WithCallerHeaders]; every value, however the key is spelled) digest the
+// same, and whose headers named by the response's Vary, and its
+// Accept-Encoding, are the same: one user's data never reaches another.
+// It carries a Warning: 110 header and an Age header counted from its
+// arrival. The failure still counts for the breaker, and a 5xx it replaces
+// is drained and closed. A stale response comes before the Fallback, which
+// comes before the error. maxBytes < 1 makes New fail.
 func WithStaleIfError(maxBytes int64) Option {
 	return func(c *config) error {
 		if maxBytes < 1 {
@@ -41,51 +51,147 @@ func WithStaleIfError(maxBytes int64) Option {
 	}
 }
 
+// DefaultCallerHeaders are the request headers that identify a caller for
+// [WithStaleIfError] unless [WithCallerHeaders] adds more. Besides these,
+// any header whose name contains "auth", "token", "key", "session",
+// "secret", "cookie" or "tenant" (in any case) identifies a caller too.
+var DefaultCallerHeaders = []string{
+	"Authorization", "Proxy-Authorization", "Cookie",
+	"X-Api-Key", "X-Auth-Token", "X-Access-Token", "X-Tenant-Id", "X-User-Id",
+}
+
+// callerHints are the fragments of a header name that make it identify a
+// caller, lower-case.
+var callerHints = []string{"auth", "token", "key", "session", "secret", "cookie", "tenant"}
+
+// WithCallerHeaders adds headers that identify a caller (a tenant header,
+// a custom API key) to [DefaultCallerHeaders]: [WithStaleIfError] serves a
+// kept response only to requests whose values of all of them are the same.
+// Names are matched case-insensitively; an empty or invalid name makes New
+// fail.
+func WithCallerHeaders(names ...string) Option {
+	return func(c *config) error {
+		for _, name := range names {
+			if !isToken(name) {
+				return fmt.Errorf("httpbreaker: WithCallerHeaders: %q is not a valid header name", name)
+			}
+			c.callerHeaders = append(c.callerHeaders, http.CanonicalHeaderKey(name))
+		}
+		return nil
+	}
+}
+
+// staleEntryOverhead is what an entry costs besides its strings and body:
+// the entry, its list element, its map slot and the header map's buckets,
+// roughly. It keeps a flood of empty responses bounded too.
+const staleEntryOverhead = 512
+
 // staleCache holds the kept responses, least recently used last.
 type staleCache struct {
 	max int64
+	// callers are the canonical names of the caller-identifying headers.
+	callers map[string]bool
+	// arrivals numbers responses as they arrive, so the later one wins.
+	arrivals atomic.Uint64
 
 	mu      sync.Mutex
-	used    int64                      // bytes of bodies kept; requires mu
+	used    int64                      // bytes of entries kept; requires mu
 	entries map[staleKey]*list.Element // of *staleEntry; requires mu
 	lru     list.List                  // front: most recently used; requires mu
 }
 
-// staleKey names a kept response: its URL and a digest of the request's
-// credentials.
+// staleKey names a kept response: its URL, its Host and a digest of the
+// request's caller-identifying headers.
 type staleKey struct {
-	url   string
-	creds [sha256.Size]byte
+	url    string
+	host   string
+	caller [sha256.Size]byte
 }
 
 type staleEntry struct {
-	key      staleKey
-	status   int
-	header   http.Header
-	body     []byte
-	storedAt time.Time
+	key    staleKey
+	status int
+	header http.Header
+	body   []byte
+	// vary are the request's values of the headers the response varies on
+	// (Accept-Encoding always among them), as the request that fetched it
+	// sent them.
+	vary []varyValue
+	// arrival orders responses for one key; arrivedAt and initialAge give
+	// the Age header.
+	arrival    uint64
+	arrivedAt  time.Time
+	initialAge time.Duration
+	size       int64
 }
 
-func newStaleCache(maxBytes int64) *staleCache {
-	return &staleCache{max: maxBytes, entries: make(map[staleKey]*list.Element)}
+type varyValue struct{ name, value string }
+
+func newStaleCache(maxBytes int64, callerHeaders []string) *staleCache {
+	c := &staleCache{max: maxBytes, entries: make(map[staleKey]*list.Element), callers: make(map[string]bool)}
+	for _, name := range append(slices.Clone(DefaultCallerHeaders), callerHeaders...) {
+		c.callers[http.CanonicalHeaderKey(name)] = true
+	}
+	return c
 }
 
-func keyOf(req *http.Request) staleKey {
+// identifies reports whether the header named name (canonical) identifies a
+// caller.
+func (c *staleCache) identifies(name string) bool {
+	if c.callers[name] {
+		return true
+	}
+	lower := strings.ToLower(name)
+	for _, hint := range callerHints {
+		if strings.Contains(lower, hint) {
+			return true
+		}
+	}
+	return false
+}
+
+// keyOf names req's kept response. Every value of every identifying header
+// goes into the digest, under whatever spelling of its name the request
+// used (req.Header["authorization"] set directly counts as Authorization).
+func (c *staleCache) keyOf(req *http.Request) staleKey {
+	type field struct{ name, key string }
+	var fields []field
+	for k := range req.Header {
+		if name := http.CanonicalHeaderKey(k); c.identifies(name) {
+			fields = append(fields, field{name, k})
+		}
+	}
+	slices.SortFunc(fields, func(a, b field) int {
+		return cmp.Or(strings.Compare(a.name, b.name), strings.Compare(a.key, b.key))
+	})
 	h := sha256.New()
-	io.WriteString(h, req.Header.Get("Authorization"))
-	h.Write([]byte{0})
-	io.WriteString(h, req.Header.Get("Cookie"))
-	k := staleKey{url: req.URL.String()}
-	h.Sum(k.creds[:0])
+	for _, f := range fields {
+		io.WriteString(h, f.name)
+		h.Write([]byte{0})
+		for _, v := range req.Header[f.key] {
+			io.WriteString(h, strconv.Itoa(len(v)))
+			h.Write([]byte{':'})
+			io.WriteString(h, v)
+		}
+		h.Write([]byte{0})
+	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	k := staleKey{url: req.URL.String(), host: strings.ToLower(host)}
+	h.Sum(k.caller[:0])
 	return k
 }
 
 func isGet(req *http.Request) bool { return req.Method == "" || req.Method == http.MethodGet }
 
-func noStore(h http.Header) bool {
-	for _, v := range h.Values("Cache-Control") {
+// hasDirective reports whether any of h's values of the list header name
+// holds directive, case-insensitively.
+func hasDirective(h http.Header, name, directive string) bool {
+	for _, v := range h.Values(name) {
 		for _, d := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(d), "no-store") {
+			if strings.EqualFold(strings.TrimSpace(d), directive) {
 				return true
 			}
 		}
@@ -93,36 +199,115 @@ func noStore(h http.Header) bool {
 	return false
 }
 
+// varyNames returns the canonical names the response varies on, always
+// with Accept-Encoding, and whether it may be stored at all (not Vary: *).
+func varyNames(h http.Header) ([]string, bool) {
+	names := []string{"Accept-Encoding"}
+	for _, v := range h.Values("Vary") {
+		for _, name := range strings.Split(v, ",") {
+			name = strings.TrimSpace(name)
+			switch {
+			case name == "*":
+				return nil, false
+			case name != "":
+				if name = http.CanonicalHeaderKey(name); !slices.Contains(names, name) {
+					names = append(names, name)
+				}
+			}
+		}
+	}
+	return names, true
+}
+
+// headerValue joins every value of name in h, under any spelling of the key.
+func headerValue(h http.Header, name string) string {
+	var values []string
+	for k, vs := range h {
+		if strings.EqualFold(k, name) {
+			values = append(values, vs...)
+		}
+	}
+	return strings.Join(values, "\x00")
+}
+
+// storable reports whether resp to req is a complete representation that
+// may be kept (RFC 9111 §3).
+func storable(req *http.Request, resp *http.Response) bool {
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusNonAuthoritativeInfo, http.StatusNoContent:
+	default:
+		return false
+	}
+	return isGet(req) && req.Header.Get("Range") == "" &&
+		!hasDirective(req.Header, "Cache-Control", "no-store") &&
+		!hasDirective(resp.Header, "Cache-Control", "no-store")
+}
+
 // keep arranges for resp to be kept once its body is read to the end.
-func (c *staleCache) keep(req *http.Request, resp *http.Response, now func() time.Time) {
-	if !isGet(req) || noStore(req.Header) || noStore(resp.Header) || resp.ContentLength > c.max {
+func (c *staleCache) keep(req *http.Request, resp *http.Response, now time.Time) {
+	if !storable(req, resp) || resp.ContentLength > c.max {
 		return
 	}
-	key, status, header := keyOf(req), resp.StatusCode, resp.Header.Clone()
-	resp.Body = &capturingBody{ReadCloser: resp.Body, limit: c.max, done: func(body []byte) {
-		c.store(&staleEntry{key: key, status: status, header: header, body: body, storedAt: now()})
+	names, ok := varyNames(resp.Header)
+	if !ok {
+		return
+	}
+	e := &staleEntry{key: c.keyOf(req), status: resp.StatusCode, header: resp.Header.Clone(),
+		arrival: c.arrivals.Add(1), arrivedAt: now}
+	for _, name := range names {
+		e.vary = append(e.vary, varyValue{name, headerValue(req.Header, name)})
+	}
+	if age, err := strconv.ParseInt(strings.TrimSpace(resp.Header.Get("Age")), 10, 64); err == nil && age > 0 &&
+		age < int64(1<<63-1)/int64(time.Second) {
+		e.initialAge = time.Duration(age) * time.Second
+	}
+	e.size = e.overhead()
+	if e.size > c.max {
+		return
+	}
+	resp.Body = &capturingBody{ReadCloser: resp.Body, limit: c.max - e.size, done: func(body []byte) {
+		e.body = body
+		e.size += int64(len(body))
+		c.store(e)
 	}}
 }
 
+// overhead is what e holds besides its body, in bytes.
+func (e *staleEntry) overhead() int64 {
+	n := int64(staleEntryOverhead + len(e.key.url) + len(e.key.host))
+	for k, vs := range e.header {
+		n += int64(len(k)) + 16
+		for _, v := range vs {
+			n += int64(len(v)) + 16
+		}
+	}
+	for _, v := range e.vary {
+		n += int64(len(v.name)+len(v.value)) + 32
+	}
+	return n
+}
+
 func (c *staleCache) store(e *staleEntry) {
-	size := int64(len(e.body))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.entries[e.key]; ok {
+		if old.Value.(*staleEntry).arrival > e.arrival {
+			return // a later response is kept already
+		}
 		c.drop(old)
 	}
-	for c.used+size > c.max && c.lru.Len() > 0 {
+	for c.used+e.size > c.max && c.lru.Len() > 0 {
 		c.drop(c.lru.Back())
 	}
 	c.entries[e.key] = c.lru.PushFront(e)
-	c.used += size
+	c.used += e.size
 }
 
 // drop forgets one entry. Requires c.mu held.
 func (c *staleCache) drop(el *list.Element) {
 	e := c.lru.Remove(el).(*staleEntry)
 	delete(c.entries, e.key)
-	c.used -= int64(len(e.body))
+	c.used -= e.size
 }
 
 // serve returns the kept response for req, or nil.
@@ -130,7 +315,7 @@ func (c *staleCache) serve(req *http.Request, now time.Time) *http.Response {
 	if !isGet(req) {
 		return nil
 	}
-	key := keyOf(req)
+	key := c.keyOf(req)
 	c.mu.Lock()
 	el, ok := c.entries[key]
 	if ok {
@@ -141,9 +326,15 @@ func (c *staleCache) serve(req *http.Request, now time.Time) *http.Response {
 		return nil
 	}
 	e := el.Value.(*staleEntry)
+	for _, v := range e.vary {
+		if headerValue(req.Header, v.name) != v.value {
+			return nil // another variant
+		}
+	}
 	header := e.header.Clone()
 	header.Add("Warning", `110 - "Response is Stale"`)
-	header.Set("Age", strconv.FormatInt(int64(max(now.Sub(e.storedAt), 0)/time.Second), 10))
+	age := e.initialAge + max(now.Sub(e.arrivedAt), 0)
+	header.Set("Age", strconv.FormatInt(int64(age/time.Second), 10))
 	return &http.Response{
 		Status:        strconv.Itoa(e.status) + " " + http.StatusText(e.status),
 		StatusCode:    e.status,
@@ -162,7 +353,7 @@ func (c *staleCache) serve(req *http.Request, now time.Time) *http.Response {
 // own cancellation, or a 5xx.
 func (t *Transport) staleIfError(req *http.Request, resp *http.Response, err error, o Outcome) (*http.Response, error) {
 	switch {
-	case err != nil && !errors.Is(err, context.Canceled):
+	case err != nil && !callerCanceled(req):
 		if stale := t.stale.serve(req, t.s.now()); stale != nil {
 			return stale, nil
 		}
@@ -172,7 +363,7 @@ func (t *Transport) staleIfError(req *http.Request, resp *http.Response, err err
 			return stale, nil
 		}
 	case err == nil && o == Success:
-		t.stale.keep(req, resp, t.s.now)
+		t.stale.keep(req, resp, t.s.now())
 	}
 	return resp, err
 }

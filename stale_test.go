@@ -2,6 +2,7 @@ package httpbreaker_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -125,8 +126,13 @@ func TestStaleIfErrorIsNotForTheCallersOwnCancellation(t *testing.T) {
 	_, _, err := fetch(t, rt, host+"/menu")
 	require.NoError(t, err)
 	up.mode.Store("cancel")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errors.New("errgroup: a sibling failed"))
+	_, err = rt.RoundTrip(mustRequest(t, http.MethodGet, host+"/menu").WithContext(ctx))
+	assert.ErrorIs(t, err, context.Canceled, "the caller gave up: its own error, not a stale answer")
+
 	_, _, err = fetch(t, rt, host+"/menu")
-	assert.ErrorIs(t, err, context.Canceled)
+	require.NoError(t, err, "a context.Canceled from below, with the caller still waiting, is the host's failure: stale")
 }
 
 func TestStaleIfErrorKeepsOnlyWhatItMay(t *testing.T) {
@@ -180,8 +186,9 @@ func TestStaleIfErrorKeepsOnlyWhatItMay(t *testing.T) {
 
 func TestStaleIfErrorEvictsTheLeastRecentlyUsed(t *testing.T) {
 	up := newUpstream()
-	rt := newTransport(t, up, httpbreaker.WithStaleIfError(40), httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 100}))
-	for _, p := range []string{"/a", "/b", "/c"} { // 8 bytes each
+	entry := staleEntrySize(t, "/a") // every entry below but the last has this size
+	rt := newTransport(t, up, httpbreaker.WithStaleIfError(int64(3*entry+10)), httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 100}))
+	for _, p := range []string{"/a", "/b", "/c"} {
 		_, _, err := fetch(t, rt, host+p)
 		require.NoError(t, err)
 	}
@@ -189,9 +196,9 @@ func TestStaleIfErrorEvictsTheLeastRecentlyUsed(t *testing.T) {
 	_, body, _ := fetch(t, rt, host+"/a") // /a is now the most recently used
 	assert.Equal(t, "fresh /a", body)
 	up.mode.Store("ok")
-	_, _, _ = fetch(t, rt, host+"/"+strings.Repeat("d", 20)) // 29 bytes: /b and /c must go
+	_, _, _ = fetch(t, rt, host+"/"+strings.Repeat("d", entry/2)) // about 2 entries: /b and /c must go
 	up.mode.Store("500")
-	for p, want := range map[string]int{"/a": 200, "/b": 500, "/c": 500, "/" + strings.Repeat("d", 20): 200} {
+	for p, want := range map[string]int{"/a": 200, "/b": 500, "/c": 500, "/" + strings.Repeat("d", entry/2): 200} {
 		resp, _, err := fetch(t, rt, host+p)
 		require.NoError(t, err)
 		assert.Equal(t, want, resp.StatusCode, p)
@@ -270,4 +277,12 @@ func TestWithStaleIfErrorRejectsBadSizes(t *testing.T) {
 		_, err := httpbreaker.New(nil, httpbreaker.WithStaleIfError(n))
 		assert.ErrorContains(t, err, "WithStaleIfError")
 	}
+}
+
+// staleEntrySize is what the upstream's response to path costs the cache.
+func staleEntrySize(t *testing.T, path string) int {
+	req := mustRequest(t, http.MethodGet, host+path)
+	resp, err := newUpstream().RoundTrip(req)
+	require.NoError(t, err)
+	return int(httpbreaker.StaleEntrySize(req, resp))
 }

@@ -31,11 +31,16 @@ func Listeners(listeners ...func(Transition)) func(Transition) {
 
 // LogStateChanges returns a listener for [WithOnTransition] that logs each
 // transition with the host, the states and, for an opening, the retry time:
-// at Warn when a circuit opens, at Info otherwise.
+// at Warn when a circuit opens, at Info otherwise. A nil logger means
+// [slog.Default] at the time of each transition.
 //
 //	httpbreaker.WithOnTransition(httpbreaker.LogStateChanges(slog.Default()))
 func LogStateChanges(logger *slog.Logger) func(Transition) {
 	return func(ev Transition) {
+		logger := logger
+		if logger == nil {
+			logger = slog.Default()
+		}
 		level, msg := slog.LevelInfo, "httpbreaker: circuit "+ev.To.String()
 		attrs := []slog.Attr{
 			slog.String("host", ev.Host),

@@ -1,8 +1,11 @@
 package httpbreaker
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
@@ -71,7 +74,7 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 		fallback: c.fallback,
 	}
 	if c.staleBytes > 0 {
-		t.stale = newStaleCache(c.staleBytes)
+		t.stale = newStaleCache(c.staleBytes, c.callerHeaders)
 	}
 	t.hosts.max = c.maxHosts
 	if c.store != nil {
@@ -105,14 +108,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.send(req)
 	var outcome Outcome
 	if t.s.plain {
-		outcome = t.classify(resp, err).normal()
+		outcome = t.classifyCall(req, resp, err)
 		b.reportPlain(&t.s, tk, outcome)
 	} else {
-		v := t.judge(tk, resp, err)
+		v := t.judge(req, tk, resp, err)
 		outcome = v.outcome
 		b.report(&t.s, tk, v)
 	}
-	if t.store != nil {
+	if t.store != nil && !b.forgotten.Load() {
 		t.tellStore(b, tk, outcome, hadFailures)
 	}
 	if t.stale != nil {
@@ -147,17 +150,51 @@ func (t *Transport) breakerFor(req *http.Request) (*breaker, error) {
 		return nil, errEmptyHost
 	}
 	b := t.hosts.obtain(key, &t.s)
-	if b == nil { // every tracked host is isolated: this one goes untracked
-		return newBreaker(key, &t.s), nil
-	}
 	t.hosts.touch(b)
 	return b, nil
 }
 
+// send passes req to the base transport. A response without a Body or a
+// Header (which http.Client tolerates) gets empty ones, so that nothing
+// downstream — the classifier, the stale cache, the caller — meets a nil.
 func (t *Transport) send(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
+	if resp != nil && err == nil {
+		if resp.Body == nil {
+			resp.Body = http.NoBody
+		}
+		if resp.Header == nil {
+			resp.Header = make(http.Header)
+		}
+	}
 	return oneOf(resp, err, errNilResponse)
 }
+
+// classifyCall runs the classifier on a call's result. When the request's
+// own context was canceled, the error it sees matches [context.Canceled]
+// whatever the base returned: net/http returns a context's cause (errgroup's,
+// say) rather than context.Canceled, and the caller giving up says nothing
+// about the host.
+func (t *Transport) classifyCall(req *http.Request, resp *http.Response, err error) Outcome {
+	if err != nil && callerCanceled(req) {
+		err = canceledError{err}
+	}
+	return t.classify(resp, err).normal()
+}
+
+// callerCanceled reports whether req's own context was canceled (not timed
+// out: an expired deadline is the host's slowness).
+func callerCanceled(req *http.Request) bool {
+	return errors.Is(req.Context().Err(), context.Canceled)
+}
+
+// canceledError is a transport error seen by the classifier of a call whose
+// caller canceled it: it matches context.Canceled and unwraps to the error.
+type canceledError struct{ err error }
+
+func (e canceledError) Error() string        { return e.err.Error() }
+func (e canceledError) Unwrap() error        { return e.err }
+func (e canceledError) Is(target error) bool { return target == context.Canceled }
 
 // probe sends a half-open probe. If the base transport or the classifier
 // panics, the probe's slot is given back before the panic goes on, so the
@@ -166,7 +203,7 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 	if t.store != nil {
 		release, ok := t.fleetProbe(b)
 		if !ok { // another member holds the fleet's probes
-			b.giveBackProbe(tk)
+			b.giveBackProbe()
 			b.counts.rejected.Add(1)
 			return t.refuse(req, b.refusal.Load())
 		}
@@ -180,7 +217,7 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 		}
 	}()
 	resp, err := t.send(req)
-	v := t.judge(tk, resp, err)
+	v := t.judge(req, tk, resp, err)
 	reported = true
 	b.report(&t.s, tk, v)
 	if t.stale != nil {
@@ -232,7 +269,7 @@ func (t *Transport) ClearState(host string) {
 	if b == nil {
 		return
 	}
-	b.clear(&t.s)
+	t.hosts.clear(b, &t.s, false)
 	if t.store != nil {
 		ctx, cancel := storeContext()
 		defer cancel()
@@ -240,24 +277,28 @@ func (t *Transport) ClearState(host string) {
 	}
 }
 
-// find returns the breaker a host argument names, or nil.
+// find returns the breaker a host argument names, or nil. An absolute URL
+// names exactly the circuit a request to it would use; a bare host:80 or
+// host:443 names the circuit of the host without the port when only that
+// one is tracked, since it more likely means https://host or http://host.
+// With a key func, keys are taken as they are.
 func (t *Transport) find(host string) *breaker {
-	key, alt := t.hostKeys(host)
-	if b := t.hosts.lookup(key); b != nil || alt == "" {
+	key := t.hostKey(host)
+	if b := t.hosts.lookup(key); b != nil || t.keyFunc != nil || strings.Contains(host, "://") {
 		return b
 	}
-	return t.hosts.lookup(alt)
+	if alt := withoutDefaultPort(key); alt != "" {
+		return t.hosts.lookup(alt)
+	}
+	return nil
 }
 
-// hostKeys turns a host argument into the key it names and, for a bare
-// host:80 or host:443, the key without the port, which it more likely
-// means ("" otherwise). With a key func, keys are taken as they are.
-func (t *Transport) hostKeys(host string) (key, alt string) {
+// hostKey turns a host argument into the key it names.
+func (t *Transport) hostKey(host string) string {
 	if t.keyFunc != nil {
-		return host, ""
+		return host
 	}
-	key = normalizeHost(host)
-	return key, withoutDefaultPort(key)
+	return normalizeHost(host)
 }
 
 // CloseIdleConnections closes the base transport's idle connections, if it

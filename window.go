@@ -11,6 +11,11 @@ type rateWindow struct {
 	// lastFailure is 1 + the bucket index of the latest failure, 0 if none:
 	// a success needs the sums only if a failure is still in the window.
 	lastFailure atomic.Int64
+	// newest is the highest bucket index recorded. Each slot the window's
+	// end passes over on its way there is emptied, so a slot only ever
+	// holds one of the last windowBuckets buckets: 24-bit tags then never
+	// alias, however long a slot went unused.
+	newest atomic.Int64
 }
 
 const windowBuckets = 10
@@ -35,6 +40,7 @@ func bucketSlot(index int64) int {
 // record counts one outcome in the bucket of index and reports whether a
 // failure may be in the window that ends there.
 func (w *rateWindow) record(index int64, failure bool) (failures bool) {
+	w.advance(index)
 	w.add(index, failure)
 	if failure {
 		for last := w.lastFailure.Load(); last < index+1; last = w.lastFailure.Load() {
@@ -46,6 +52,35 @@ func (w *rateWindow) record(index int64, failure bool) (failures bool) {
 	}
 	last := w.lastFailure.Load()
 	return last != 0 && index-(last-1) < windowBuckets
+}
+
+// advance moves the window's end to index, if that is later, emptying the
+// slots of the buckets it passes over (all of them after a long silence).
+func (w *rateWindow) advance(index int64) {
+	for {
+		newest := w.newest.Load()
+		if index <= newest {
+			return
+		}
+		if w.newest.CompareAndSwap(newest, index) {
+			for i := max(newest+1, index-windowBuckets+1); i <= index; i++ {
+				w.empty(i)
+			}
+			return
+		}
+	}
+}
+
+// empty clears the slot of bucket index unless it already holds that
+// bucket (a call beside this one recorded there first).
+func (w *rateWindow) empty(index int64) {
+	slot := &w.buckets[bucketSlot(index)]
+	for {
+		old := slot.Load()
+		if old == 0 || old>>bucketTagShift == bucketTag(index) || slot.CompareAndSwap(old, 0) {
+			return
+		}
+	}
 }
 
 func (w *rateWindow) add(index int64, failure bool) {

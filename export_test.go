@@ -1,0 +1,16 @@
+package httpbreaker
+
+import (
+	"io"
+	"net/http"
+	"time"
+)
+
+// StaleEntrySize is what the stale cache counts for keeping resp to req,
+// body included, for tests that size a cache in entries.
+func StaleEntrySize(req *http.Request, resp *http.Response) int64 {
+	c := newStaleCache(1<<40, nil)
+	c.keep(req, resp, time.Time{})
+	_, _ = io.ReadAll(resp.Body)
+	return c.used
+}
