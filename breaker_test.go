@@ -461,3 +461,50 @@ func TestLateProbeResultAfterClearStateIsDropped(t *testing.T) {
 	<-done
 	assert.Equal(t, closed, rt.State(host), "a probe of a cleared episode must not reopen the circuit")
 }
+
+// A probe from an earlier half-open period still counts: the server never
+// sees more than HalfOpenMaxRequests probes at once.
+func TestProbesInFlightCountAcrossHalfOpenPeriods(t *testing.T) {
+	clock := newClock()
+	var failing atomic.Bool
+	failing.Store(true)
+	held := newGate(200)
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if failing.Load() || req.URL.Path == "/fail" {
+			return response(req, 500, ""), nil
+		}
+		return held.RoundTrip(req)
+	})
+	rt := newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(httpbreaker.Policy{
+		FailureThreshold: 1, ResetTimeout: time.Second, HalfOpenMaxRequests: 2,
+	}))
+	_, _ = get(t, rt, host)
+	failing.Store(false)
+	clock.At(time.Second)
+	var probes sync.WaitGroup
+	probe := func() {
+		probes.Add(1)
+		go func() { defer probes.Done(); _, _ = get(t, rt, host+"/held") }()
+		<-held.entered
+	}
+	probe()                            // the first period's first probe, held at the server
+	_, err := get(t, rt, host+"/fail") // its second fails: open again
+	require.NoError(t, err)
+	require.Equal(t, httpbreaker.StateOpen, rt.State(host))
+
+	clock.At(2 * time.Second) // the second period: one probe is still out
+	probe()
+	third := make(chan error, 1)
+	go func() { _, err := get(t, rt, host+"/held"); third <- err }()
+	select {
+	case err = <-third:
+		assert.ErrorIs(t, err, httpbreaker.ErrCircuitOpen, "probes busy")
+	case <-held.entered:
+		t.Error("a third probe reached the server beside two others")
+		defer func() { <-third }()
+	}
+	assert.Equal(t, int64(2), held.maxSeen.Load())
+	close(held.release)
+	probes.Wait()
+	assert.Equal(t, httpbreaker.StateClosed, rt.State(host))
+}

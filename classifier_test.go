@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/httpbreaker/httpbreaker"
 )
@@ -95,4 +98,40 @@ func TestStringers(t *testing.T) {
 	assert.Equal(t, "ignore", httpbreaker.Ignore.String())
 	assert.Equal(t, "Outcome(-1)", httpbreaker.Outcome(-1).String())
 	assert.True(t, errors.Is(&httpbreaker.OpenError{}, httpbreaker.ErrCircuitOpen))
+}
+
+// errgroup and its kin cancel with a cause; net/http then returns the cause,
+// not context.Canceled. The caller gave up: the host is not to blame.
+func TestCancellationWithACauseIsIgnored(t *testing.T) {
+	arrived := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	rt := newTransport(t, nil, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 2}))
+	defer rt.CloseIdleConnections()
+	cause := errors.New("errgroup: a sibling failed")
+	for range 5 {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+		go func() { <-arrived; cancel(cause) }()
+		_, err := rt.RoundTrip(req)
+		require.ErrorIs(t, err, cause, "the caller still gets net/http's error")
+	}
+	st := rt.Status(srv.URL)
+	assert.Equal(t, httpbreaker.StateClosed, st.State)
+	assert.Equal(t, uint64(5), st.Total.Ignored)
+	assert.Zero(t, st.Total.Failures)
+
+	// A deadline that expires, with a cause or without, is the host's slowness.
+	for _, cause := range []error{nil, errors.New("budget spent")} {
+		ctx, cancel := context.WithTimeoutCause(context.Background(), 50*time.Millisecond, cause)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+		go func() { <-arrived }()
+		_, err := rt.RoundTrip(req)
+		require.Error(t, err)
+		cancel()
+	}
+	assert.Equal(t, httpbreaker.StateOpen, rt.State(srv.URL), "two expired deadlines open it")
 }

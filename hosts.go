@@ -76,6 +76,11 @@ func (t *Transport) Isolate(host string) {
 		return // not made by New
 	}
 	key := t.hostKey(host)
+	if b := t.find(host); b != nil {
+		key = b.host // a bare host:443 may name the host's circuit
+	} else if alt := withoutDefaultPort(key); alt != "" && t.keyFunc == nil && !strings.Contains(host, "://") {
+		key = alt // and, untracked, most likely means it
+	}
 	if key == "" {
 		return
 	}

@@ -237,3 +237,113 @@ func TestSnapshotIsSortedAndCountsConserved(t *testing.T) {
 	assert.GreaterOrEqual(t, snap[3].Total.Failures, uint64(2), "h3 opened after two failures")
 	assert.Equal(t, httpbreaker.StateOpen, snap[3].State)
 }
+
+// Isolate racing the eviction a crawler's churn causes: once Isolate
+// returns, the host is isolated and stays so.
+func TestIsolationSurvivesEvictionRacingIt(t *testing.T) {
+	up := newFakeBase(func(string) int { return 200 })
+	rt := newTransport(t, up, httpbreaker.WithMaxHosts(8))
+	stop := make(chan struct{})
+	var churn sync.WaitGroup
+	for g := range 2 {
+		churn.Add(1)
+		go func() {
+			defer churn.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest(http.MethodGet, hostURL(1_000_000*(g+1)+i), nil)
+				if resp, err := rt.RoundTrip(req); err == nil {
+					_ = resp.Body.Close()
+				}
+			}
+		}()
+	}
+	for i := range 2000 {
+		h := hostURL(i)
+		rt.Isolate(h)
+		if !rt.Status(h).Isolated || !rt.IsOpen(h) {
+			close(stop)
+			churn.Wait()
+			t.Fatalf("isolation %d of %s lost to eviction", i, h)
+		}
+	}
+	close(stop)
+	churn.Wait()
+	calls := up.calls.Load()
+	for i := range 2000 {
+		_, err := get(t, rt, hostURL(i))
+		require.ErrorIs(t, err, httpbreaker.ErrCircuitOpen)
+	}
+	assert.Equal(t, calls, up.calls.Load(), "no isolated host was reached")
+}
+
+// A breaker dropped to make room falls silent: a call still in flight on it
+// may fail, but nobody hears of an opening of a host that is not tracked.
+func TestForgottenBreakerFallsSilent(t *testing.T) {
+	g := newGate(500)
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if req.URL.Host == "h0.test" {
+			return g.RoundTrip(req)
+		}
+		return response(req, 200, "ok"), nil
+	})
+	var heard transitionLog
+	rt := newTransport(t, base, httpbreaker.WithMaxHosts(1), httpbreaker.WithOnStateChange(heard.listen),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = get(t, rt, hostURL(0))
+	}()
+	<-g.entered
+	_, err := get(t, rt, hostURL(1)) // h0 is forgotten
+	require.NoError(t, err)
+	close(g.release) // h0's call fails on the forgotten breaker
+	<-done
+	assert.Empty(t, heard.get(), "no transition of a forgotten host")
+	assert.Empty(t, rt.Transitions())
+	assert.Equal(t, httpbreaker.StateClosed, rt.State("h0.test"))
+	assert.Equal(t, []string{"h1.test"}, hosts(rt))
+}
+
+// An absolute URL names exactly the circuit a request to it would use; only
+// a bare host:443 or host:80 may mean the host without its port.
+func TestInspectionByURLNamesTheRequestsCircuit(t *testing.T) {
+	rt := newTransport(t, newFakeBase(func(string) int { return 200 }))
+	_, _ = get(t, rt, "https://svc.test/")
+	_, _ = get(t, rt, "http://svc.test:443/")
+	require.Equal(t, []string{"svc.test", "svc.test:443"}, hosts(rt))
+
+	rt.Isolate("http://svc.test:443/")
+	assert.True(t, rt.IsOpen("http://svc.test:443/x"))
+	assert.True(t, rt.IsClosed("https://svc.test/"), "https://svc.test is another circuit")
+	assert.Equal(t, "svc.test:443", rt.Status("http://svc.test:443").Host)
+	rt.ClearState("http://svc.test:443")
+	assert.True(t, rt.IsClosed("http://svc.test:443"))
+
+	rt.Isolate("https://svc.test")
+	assert.True(t, rt.IsOpen("https://svc.test:443/"), "the scheme's default port is the same circuit")
+	assert.True(t, rt.IsClosed("http://svc.test:443"))
+
+	rt2 := newTransport(t, newFakeBase(func(string) int { return 200 }))
+	_, _ = get(t, rt2, "https://only.test/")
+	rt2.Isolate("only.test:443") // a bare host:port may mean https://only.test
+	assert.True(t, rt2.IsOpen("https://only.test"))
+	assert.Equal(t, httpbreaker.StateClosed, rt2.State("http://only.test:443"), "a URL never does")
+}
+
+// An isolation lasts until ClearState, whatever the clock says.
+func TestIsolationOutlastsAClockFarAhead(t *testing.T) {
+	clock := newClock()
+	rt := newTransport(t, newFakeBase(func(string) int { return 200 }), httpbreaker.WithClock(clock.Now))
+	rt.Isolate("api.test")
+	clock.At(time.Until(time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC)))
+	assert.Equal(t, httpbreaker.StateOpen, rt.State("api.test"))
+	_, err := get(t, rt, host)
+	assert.ErrorIs(t, err, httpbreaker.ErrCircuitOpen)
+	assert.True(t, rt.Status("api.test").Isolated)
+}

@@ -1,6 +1,7 @@
 package httpbreaker_test
 
 import (
+	"math"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -286,4 +287,51 @@ func TestNewRejectsBadPolicies(t *testing.T) {
 		_, err := httpbreaker.New(nil, httpbreaker.WithPolicy(ok))
 		assert.NoError(t, err, "%+v", ok)
 	}
+}
+
+// A saturated retry time is not an isolation: a huge ResetTimeout, or a
+// far Retry-After with an uncapped MaxRetryAfter, opens the circuit for as
+// long as time can say, and says so.
+func TestHugeOpenTimesAreNotIsolations(t *testing.T) {
+	for name, policy := range map[string]httpbreaker.Policy{
+		"ResetTimeout":  {FailureThreshold: 1, ResetTimeout: math.MaxInt64},
+		"MaxRetryAfter": {FailureThreshold: 100, MaxRetryAfter: math.MaxInt64},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var heard []httpbreaker.Transition
+			base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+				resp := response(req, 503, "")
+				resp.Header.Set("Retry-After", "Fri, 31 Dec 9999 23:59:59 GMT")
+				return resp, nil
+			})
+			rt := newTransport(t, base, httpbreaker.WithPolicy(policy),
+				httpbreaker.WithOnTransition(func(ev httpbreaker.Transition) { heard = append(heard, ev) }))
+			_, _ = get(t, rt, host)
+			st := rt.Status(host)
+			require.Equal(t, httpbreaker.StateOpen, st.State)
+			assert.False(t, st.Isolated)
+			assert.False(t, st.RetryAt.IsZero())
+			_, err := get(t, rt, host)
+			assert.NotContains(t, err.Error(), "isolated")
+			require.Len(t, heard, 1)
+			assert.False(t, heard[0].RetryAt.IsZero(), "an opening with a retry time, not an isolation")
+		})
+	}
+}
+
+// A failure in the rate window is forgotten for good once it slid out, not
+// counted again when the window's 24-bit bucket tags come round.
+func TestRateWindowForgetsOldFailuresExactly(t *testing.T) {
+	clock := newClock()
+	rt := newTransport(t, newFakeBase(func(string) int { return 500 }), httpbreaker.WithClock(clock.Now),
+		httpbreaker.WithPolicy(httpbreaker.Policy{
+			FailureThreshold: 100, Window: 10 * time.Millisecond, MinimumRequests: 2, FailureRatio: 0.5,
+		}))
+	_, _ = get(t, rt, host)                  // a failure in bucket 0 (1ms buckets)
+	clock.At((1<<24 + 1) * time.Millisecond) // bucket 2^24+1: its tag is bucket 1's
+	_, _ = get(t, rt, host)
+	assert.Equal(t, httpbreaker.StateClosed, rt.State(host), "one failure in the window, below MinimumRequests")
+	clock.At((1<<24 + 2) * time.Millisecond)
+	_, _ = get(t, rt, host)
+	assert.Equal(t, httpbreaker.StateOpen, rt.State(host), "two now")
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -285,4 +287,162 @@ func staleEntrySize(t *testing.T, path string) int {
 	resp, err := newUpstream().RoundTrip(req)
 	require.NoError(t, err)
 	return int(httpbreaker.StaleEntrySize(req, resp))
+}
+
+// One user's data never reaches another through the stale cache: every
+// value of every identifying header counts, however it is spelled.
+func TestStaleCacheSeparatesCallersByEveryCredential(t *testing.T) {
+	tests := []struct {
+		name       string
+		alice, bob func(h http.Header)
+	}{
+		{"two Cookie lines", func(h http.Header) { h["Cookie"] = []string{"a=1", "session=alice"} },
+			func(h http.Header) { h["Cookie"] = []string{"a=1", "session=bob"} }},
+		{"a lower-case key set directly", func(h http.Header) { h["authorization"] = []string{"Bearer alice"} },
+			func(h http.Header) { h["authorization"] = []string{"Bearer bob"} }},
+		{"X-Api-Key", func(h http.Header) { h.Set("X-Api-Key", "alice") }, func(h http.Header) { h.Set("X-Api-Key", "bob") }},
+		{"Proxy-Authorization", func(h http.Header) { h.Set("Proxy-Authorization", "Basic YQ==") },
+			func(h http.Header) { h.Set("Proxy-Authorization", "Basic Yg==") }},
+		{"a tenant header", func(h http.Header) { h.Set("X-Tenant", "alice") }, func(h http.Header) { h.Set("X-Tenant", "bob") }},
+		{"a Vary header", func(h http.Header) { h.Set("Accept-Language", "en") }, func(h http.Header) { h.Set("Accept-Language", "fr") }},
+		{"Accept-Encoding", func(h http.Header) { h.Set("Accept-Encoding", "gzip") }, func(h http.Header) {}},
+		{"another virtual host", func(h http.Header) {}, func(h http.Header) { h.Set("Host", "other.test") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := newUpstream()
+			up.header.Set("Vary", "Accept-Language")
+			rt := staleTransport(t, up, newClock(), httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 100}))
+			send := func(set func(http.Header)) *http.Response {
+				req := mustRequest(t, http.MethodGet, host+"/account")
+				set(req.Header)
+				if h := req.Header.Get("Host"); h != "" {
+					req.Host = h
+					req.Header.Del("Host")
+				}
+				resp, err := rt.RoundTrip(req)
+				require.NoError(t, err)
+				_, _ = io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
+				return resp
+			}
+			send(tt.alice)
+			up.mode.Store("500")
+			assert.Equal(t, 500, send(tt.bob).StatusCode, "bob must not get alice's response")
+			assert.Equal(t, 200, send(tt.alice).StatusCode, "alice gets hers")
+		})
+	}
+}
+
+func TestStaleCacheKeepsOnlyCompleteRepresentations(t *testing.T) {
+	for _, answer := range []string{"304", "206", "vary *"} {
+		t.Run(answer, func(t *testing.T) {
+			var mode atomic.Value
+			mode.Store("ok")
+			base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+				switch m := mode.Load().(string); m {
+				case "304", "206":
+					code, _ := strconv.Atoi(m)
+					return response(req, code, ""), nil
+				case "vary *":
+					resp := response(req, 200, "varies")
+					resp.Header.Set("Vary", "*")
+					return resp, nil
+				case "500":
+					return response(req, 500, ""), nil
+				}
+				return response(req, 200, "complete"), nil
+			})
+			rt := staleTransport(t, base, newClock(), httpbreaker.WithClassifier(httpbreaker.SuccessStatus(200, 206, 304)),
+				httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 100}))
+			_, _, err := fetch(t, rt, host+"/menu")
+			require.NoError(t, err)
+			mode.Store(answer)
+			_, _, err = fetch(t, rt, host+"/menu")
+			require.NoError(t, err)
+			mode.Store("500")
+			resp, body, err := fetch(t, rt, host+"/menu")
+			require.NoError(t, err)
+			assert.Equal(t, 200, resp.StatusCode)
+			assert.Equal(t, "complete", body, "a %s never replaces the kept representation", answer)
+		})
+	}
+}
+
+// A response whose body the caller finished after a newer one's does not
+// replace it; Age counts from the response's arrival.
+func TestStaleCacheKeepsTheMostRecentResponse(t *testing.T) {
+	clock := newClock()
+	var n atomic.Int64
+	var failing atomic.Bool
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if failing.Load() {
+			return response(req, 500, ""), nil
+		}
+		return response(req, 200, "response "+strings.Repeat("#", int(n.Add(1)))), nil
+	})
+	rt := staleTransport(t, base, clock, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 100}))
+	clock.At(10 * time.Second)
+	older, err := rt.RoundTrip(mustRequest(t, http.MethodGet, host+"/menu"))
+	require.NoError(t, err)
+	clock.At(20 * time.Second)
+	newer, err := rt.RoundTrip(mustRequest(t, http.MethodGet, host+"/menu"))
+	require.NoError(t, err)
+	clock.At(50 * time.Second)
+	_, _ = io.ReadAll(newer.Body)
+	_, _ = io.ReadAll(older.Body) // finished last, arrived first
+	failing.Store(true)
+	clock.At(60 * time.Second)
+	resp, body, err := fetch(t, rt, host+"/menu")
+	require.NoError(t, err)
+	assert.Equal(t, "response ##", body, "the newer response is kept")
+	assert.Equal(t, "40", resp.Header.Get("Age"), "counted from its arrival at 20s")
+}
+
+// The bound counts what an entry holds: headers and key too, not the body
+// alone.
+func TestStaleCacheBoundCountsHeaders(t *testing.T) {
+	var failing atomic.Bool
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if failing.Load() {
+			return response(req, 500, ""), nil
+		}
+		resp := response(req, 200, "")
+		resp.Header.Set("X-Padding", strings.Repeat("h", 4<<10)) // 4 KiB of its own, as from the wire
+		return resp, nil
+	})
+	const bound = 1 << 20
+	rt := newTransport(t, base, httpbreaker.WithStaleIfError(bound), httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1 << 20}))
+	before := heapInUse()
+	for i := range 2000 {
+		_, _, err := fetch(t, rt, host+"/"+strconv.Itoa(i))
+		require.NoError(t, err)
+	}
+	grown := heapInUse() - before
+	runtime.KeepAlive(rt)
+	assert.Less(t, grown, int64(2*bound), "2000 empty bodies with 4 KiB headers: %d bytes kept", grown)
+	failing.Store(true)
+	resp, _, err := fetch(t, rt, host+"/1999")
+	require.NoError(t, err)
+	assert.Equal(t, 200, resp.StatusCode, "the latest is still kept")
+}
+
+func TestWithCallerHeadersSeparatesCallersByThem(t *testing.T) {
+	up := newUpstream()
+	rt := staleTransport(t, up, newClock(), httpbreaker.WithCallerHeaders("x-org"),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 100}))
+	_, _, err := fetch(t, rt, host+"/menu", "X-Org", "alice")
+	require.NoError(t, err)
+	up.mode.Store("500")
+	resp, _, err := fetch(t, rt, host+"/menu", "X-Org", "bob")
+	require.NoError(t, err)
+	assert.Equal(t, 500, resp.StatusCode, "another organisation")
+	resp, _, err = fetch(t, rt, host+"/menu", "X-Org", "alice")
+	require.NoError(t, err)
+	assert.Equal(t, 200, resp.StatusCode)
+
+	for _, bad := range []string{"", "X Org", "x-org:"} {
+		_, err := httpbreaker.New(nil, httpbreaker.WithCallerHeaders(bad))
+		assert.ErrorContains(t, err, "WithCallerHeaders", "%q", bad)
+	}
 }

@@ -71,3 +71,55 @@ level=WARN msg="httpbreaker: circuit open" host=api.test from=closed to=open iso
 `
 	require.Equal(t, want, buf.String())
 }
+
+func TestLogStateChangesNilMeansTheDefaultLogger(t *testing.T) {
+	var buf bytes.Buffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}})))
+	defer slog.SetDefault(old)
+	rt := newTransport(t, newFakeBase(func(string) int { return 200 }),
+		httpbreaker.WithOnTransition(httpbreaker.LogStateChanges(nil)))
+	rt.Isolate("api.test")
+	assert.Contains(t, buf.String(), `level=WARN msg="httpbreaker: circuit open" host=api.test`)
+}
+
+// Listeners hear each host's transitions with instants that never go back,
+// though the clock is read before the host's lock.
+func TestTransitionInstantsNeverGoBackwards(t *testing.T) {
+	clock := newClock()
+	clock.At(20 * time.Second)
+	var armed atomic.Bool
+	reading, racerDone := make(chan struct{}), make(chan struct{})
+	now := func() time.Time {
+		if armed.CompareAndSwap(true, false) {
+			close(reading)
+			<-racerDone
+			return t0.Add(10 * time.Second) // read before the racer's, returned after
+		}
+		return clock.Now()
+	}
+	var heard []httpbreaker.Transition
+	var status atomic.Int64
+	status.Store(200)
+	rt := newTransport(t, statusFor(&status), httpbreaker.WithClock(now),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}),
+		httpbreaker.WithOnTransition(func(ev httpbreaker.Transition) { heard = append(heard, ev) }))
+	_, _ = get(t, rt, host)
+	armed.Store(true)
+	cleared := make(chan struct{})
+	go func() { defer close(cleared); rt.ClearState(host) }()
+	<-reading
+	status.Store(500)
+	_, _ = get(t, rt, host) // opens at 20s
+	close(racerDone)
+	<-cleared // closes with the 10s reading
+	require.Len(t, heard, 2)
+	assert.Equal(t, httpbreaker.StateOpen, heard[0].To)
+	assert.False(t, heard[1].At.Before(heard[0].At), "closed at %v after opening at %v", heard[1].At, heard[0].At)
+}

@@ -567,3 +567,29 @@ func TestPanickingListenerLeavesTheBreakerWorking(t *testing.T) {
 	assert.Equal(t, []string{"api.test: open -> half-open", "api.test: half-open -> closed"}, log.get(),
 		"later transitions are still delivered")
 }
+
+// net/http's client tolerates a response without Body or Header from a
+// RoundTripper; so must everything here, then and when the caller reads.
+func TestResponseWithoutBodyOrHeaderFromTheBase(t *testing.T) {
+	for _, code := range []int{200, 503} {
+		base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: code, Request: req}, nil
+		})
+		rt := newTransport(t, base, httpbreaker.WithStaleIfError(1<<20),
+			httpbreaker.WithPolicy(httpbreaker.Policy{MaxRetryAfter: time.Minute, Window: time.Minute, SlowCall: time.Minute}))
+		client := &http.Client{Transport: rt}
+		for range 3 {
+			resp, err := client.Get("http://api.test/menu")
+			require.NoError(t, err)
+			_, err = io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			require.NoError(t, resp.Body.Close())
+			assert.Equal(t, code, resp.StatusCode)
+		}
+		resp, err := rt.RoundTrip(mustRequest(t, http.MethodGet, "http://api.test/menu"))
+		require.NoError(t, err)
+		assert.NotNil(t, resp.Header)
+		_, err = io.ReadAll(resp.Body)
+		require.NoError(t, err)
+	}
+}

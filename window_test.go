@@ -1,6 +1,7 @@
 package httpbreaker
 
 import (
+	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -79,4 +80,6 @@ func TestOpenTimeoutGrowth(t *testing.T) {
 	assert.Equal(t, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}, got)
 	assert.Equal(t, time.Second, Policy{ResetTimeout: time.Second}.openTimeout(10), "no growth without MaxResetTimeout")
 	assert.Equal(t, 5*time.Second, p.openTimeout(62), "no overflow")
+	uncapped := Policy{ResetTimeout: time.Second, MaxResetTimeout: math.MaxInt64}
+	assert.Equal(t, time.Duration(math.MaxInt64), uncapped.openTimeout(maxReopens), "saturates, never negative")
 }
