@@ -90,6 +90,11 @@ func (t *Transport) Isolate(host string) {
 	}
 }
 
+// Tracked reports whether host, read as by State, has a circuit the
+// Transport keeps: used since it was last forgotten, isolated or opened by
+// the fleet. Looking does not track it.
+func (t *Transport) Tracked(host string) bool { return t.find(host) != nil }
+
 // Status describes host's circuit; host is read as by State. A host not
 // tracked is closed with zero counts, and looking does not track it.
 func (t *Transport) Status(host string) HostStatus {

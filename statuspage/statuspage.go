@@ -22,8 +22,9 @@ import (
 type Option func(*page)
 
 // WithControls shows buttons to isolate and clear each host and accepts
-// them by POST. Put the page behind your own authentication first: anyone
-// who reaches it can then cut off a host.
+// them by POST, for hosts the Transport tracks only (404 otherwise), so
+// that a form cannot fill it with isolations. Put the page behind your own
+// authentication first: anyone who reaches it can then cut off a host.
 func WithControls() Option { return func(p *page) { p.controls = true } }
 
 // WithRefresh sets how often the page reloads itself; 5s by default, 0 to
@@ -123,6 +124,10 @@ func (p *page) act(w http.ResponseWriter, r *http.Request) {
 	target := r.PostFormValue("host")
 	if target == "" {
 		http.Error(w, "statuspage: no host", http.StatusBadRequest)
+		return
+	}
+	if !p.t.Tracked(target) { // a form must not fill the Transport with isolations
+		http.Error(w, "statuspage: host not tracked", http.StatusNotFound)
 		return
 	}
 	switch r.PostFormValue("action") {

@@ -2,6 +2,7 @@ package statuspage_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -160,6 +161,11 @@ func TestControls(t *testing.T) {
 
 	assert.Equal(t, http.StatusBadRequest, post(on, url.Values{"host": {"up.test"}, "action": {"explode"}}).Code)
 	assert.Equal(t, http.StatusBadRequest, post(on, url.Values{"action": {"clear"}}).Code)
+	for i := range 100 { // isolations of hosts the Transport never saw
+		untracked := url.Values{"host": {fmt.Sprintf("flood-%d.test", i)}, "action": {"isolate"}}
+		require.Equal(t, http.StatusNotFound, post(on, untracked).Code)
+	}
+	assert.False(t, rt.Tracked("flood-0.test"), "a form cannot fill the Transport with isolations")
 
 	req := httptest.NewRequest(http.MethodDelete, "/breakers", nil)
 	rec = httptest.NewRecorder()
