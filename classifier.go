@@ -45,6 +45,10 @@ func (o Outcome) normal() Outcome {
 // breaker. It gets exactly one of resp and err non-nil, runs once the response
 // headers arrived (before the body is read) and must not read or close the
 // body. An Outcome other than Success, Failure and Ignore counts as Failure.
+//
+// When the request's own context was canceled, err matches
+// [context.Canceled] with [errors.Is] whatever the base returned (net/http
+// returns the cancellation's cause, errgroup's for one), and unwraps to it.
 type Classifier func(resp *http.Response, err error) Outcome
 
 // DefaultClassifier is the seeds' rule: a call succeeds only if the response
