@@ -31,7 +31,7 @@ func (s *countingStore) ReleaseProbe(context.Context, string, string) error {
 	s.calls.Add(1)
 	return nil
 }
-func (s *countingStore) Subscribe(func(httpbreaker.FleetEvent)) {}
+func (s *countingStore) Subscribe(func(httpbreaker.FleetEvent)) func() { return func() {} }
 
 // BenchmarkRoundTripClosedWithStore shows that a Store costs the healthy
 // closed path nothing: the same Transport with and without one, side by

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -24,38 +25,45 @@ type memStore struct {
 	failures map[string]int
 	open     map[string]time.Time
 	leases   map[string]map[string]bool
-	subs     []func(httpbreaker.FleetEvent)
+	subs     map[int]func(httpbreaker.FleetEvent)
+	nextSub  int
 	calls    atomic.Int64
 	broken   atomic.Bool
 	nextID   int
+	// onAcquire, if set, runs inside AcquireProbe with its context.
+	onAcquire func(ctx context.Context)
+	// contexts records the context of every call, for their values.
+	contexts []context.Context
 }
 
 var errStoreDown = errors.New("store down")
 
 func newMemStore() *memStore {
-	return &memStore{failures: map[string]int{}, open: map[string]time.Time{}, leases: map[string]map[string]bool{}}
+	return &memStore{failures: map[string]int{}, open: map[string]time.Time{}, leases: map[string]map[string]bool{},
+		subs: map[int]func(httpbreaker.FleetEvent){}}
 }
 
-func (m *memStore) enter() error {
+func (m *memStore) enter(ctx context.Context) error {
 	m.calls.Add(1)
 	if m.broken.Load() {
 		return errStoreDown
 	}
 	m.mu.Lock()
+	m.contexts = append(m.contexts, ctx)
 	return nil
 }
 
 func (m *memStore) publish(ev httpbreaker.FleetEvent) {
 	m.mu.Lock()
-	subs := slices.Clone(m.subs)
+	subs := slices.Collect(maps.Values(m.subs))
 	m.mu.Unlock()
 	for _, f := range subs {
 		f(ev)
 	}
 }
 
-func (m *memStore) Failure(_ context.Context, host string) (int, httpbreaker.FleetEvent, error) {
-	if err := m.enter(); err != nil {
+func (m *memStore) Failure(ctx context.Context, host string) (int, httpbreaker.FleetEvent, error) {
+	if err := m.enter(ctx); err != nil {
 		return 0, httpbreaker.FleetEvent{}, err
 	}
 	defer m.mu.Unlock()
@@ -64,8 +72,8 @@ func (m *memStore) Failure(_ context.Context, host string) (int, httpbreaker.Fle
 	return m.failures[host], httpbreaker.FleetEvent{Host: host, Open: open, Until: until}, nil
 }
 
-func (m *memStore) Success(_ context.Context, host string) error {
-	if err := m.enter(); err != nil {
+func (m *memStore) Success(ctx context.Context, host string) error {
+	if err := m.enter(ctx); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
@@ -73,8 +81,8 @@ func (m *memStore) Success(_ context.Context, host string) error {
 	return nil
 }
 
-func (m *memStore) Open(_ context.Context, host string, until time.Time) error {
-	if err := m.enter(); err != nil {
+func (m *memStore) Open(ctx context.Context, host string, until time.Time) error {
+	if err := m.enter(ctx); err != nil {
 		return err
 	}
 	m.open[host] = until
@@ -84,8 +92,8 @@ func (m *memStore) Open(_ context.Context, host string, until time.Time) error {
 	return nil
 }
 
-func (m *memStore) Reset(_ context.Context, host string) error {
-	if err := m.enter(); err != nil {
+func (m *memStore) Reset(ctx context.Context, host string) error {
+	if err := m.enter(ctx); err != nil {
 		return err
 	}
 	delete(m.open, host)
@@ -95,8 +103,11 @@ func (m *memStore) Reset(_ context.Context, host string) error {
 	return nil
 }
 
-func (m *memStore) AcquireProbe(_ context.Context, host string, slots int) (string, bool, error) {
-	if err := m.enter(); err != nil {
+func (m *memStore) AcquireProbe(ctx context.Context, host string, slots int) (string, bool, error) {
+	if m.onAcquire != nil {
+		m.onAcquire(ctx)
+	}
+	if err := m.enter(ctx); err != nil {
 		return "", false, err
 	}
 	defer m.mu.Unlock()
@@ -112,8 +123,8 @@ func (m *memStore) AcquireProbe(_ context.Context, host string, slots int) (stri
 	return lease, true, nil
 }
 
-func (m *memStore) ReleaseProbe(_ context.Context, host, lease string) error {
-	if err := m.enter(); err != nil {
+func (m *memStore) ReleaseProbe(ctx context.Context, host, lease string) error {
+	if err := m.enter(ctx); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
@@ -121,10 +132,23 @@ func (m *memStore) ReleaseProbe(_ context.Context, host, lease string) error {
 	return nil
 }
 
-func (m *memStore) Subscribe(f func(httpbreaker.FleetEvent)) {
+// Subscribe delivers the openings in force, then every event, until
+// unsubscribed.
+func (m *memStore) Subscribe(f func(httpbreaker.FleetEvent)) func() {
 	m.mu.Lock()
-	m.subs = append(m.subs, f)
+	id := m.nextSub
+	m.nextSub++
+	m.subs[id] = f
+	open := maps.Clone(m.open)
 	m.mu.Unlock()
+	for host, until := range open {
+		f(httpbreaker.FleetEvent{Host: host, Open: true, Until: until})
+	}
+	return func() {
+		m.mu.Lock()
+		delete(m.subs, id)
+		m.mu.Unlock()
+	}
 }
 
 // fleet makes n Transports over one base and one store.
@@ -238,4 +262,118 @@ func TestFleetIsolationAndClear(t *testing.T) {
 	assert.Equal(t, []string{"api.test: closed -> open", "api.test: open -> closed"}, log.get())
 	_, err = httpbreaker.New(nil, httpbreaker.WithStore(nil))
 	assert.ErrorContains(t, err, "WithStore")
+}
+
+// A member that starts after the fleet isolated or opened a host learns it
+// before its first request: it never sends to that host.
+func TestFleetLateJoinerNeverSendsToAnIsolatedHost(t *testing.T) {
+	store := newMemStore()
+	base := newFakeBase(func(string) int { return 200 })
+	early := fleet(t, 1, base, store)[0]
+	early.Isolate("api.test")
+	late := fleet(t, 1, base, store)[0]
+	_, err := get(t, late, host)
+	require.ErrorIs(t, err, httpbreaker.ErrCircuitOpen)
+	assert.True(t, late.Status("api.test").Isolated)
+	assert.Zero(t, base.calls.Load())
+}
+
+// ClearState and Isolate act on the fleet even from a member that never saw
+// the host (an operator's tool, a fresh pod).
+func TestFleetControlsFromAMemberThatNeverSawTheHost(t *testing.T) {
+	store := newMemStore()
+	members := fleet(t, 2, newFakeBase(func(string) int { return 200 }), store)
+	_, _ = get(t, members[0], host)
+	members[1].Isolate(host) // members[1] never tracked it
+	require.True(t, members[0].IsOpen(host))
+
+	operator := newTransport(t, newFakeBase(func(string) int { return 200 }), httpbreaker.WithStore(quietStore{store}))
+	operator.ClearState("api.test")
+	assert.False(t, operator.Tracked("api.test"), "the operator never tracked it")
+	assert.True(t, members[0].IsClosed(host), "the clear reached the fleet")
+	assert.True(t, members[1].IsClosed(host))
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	assert.Empty(t, store.open, "the fleet's open key is gone")
+}
+
+// quietStore shares memStore's state but delivers nothing: a member that
+// never hears of the hosts the fleet knows.
+type quietStore struct{ *memStore }
+
+func (quietStore) Subscribe(func(httpbreaker.FleetEvent)) func() { return func() {} }
+
+// Close unsubscribes: a Transport closed no longer hears the fleet, and a
+// Store shared by many short-lived Transports keeps no callbacks for them.
+func TestFleetCloseUnsubscribes(t *testing.T) {
+	store := newMemStore()
+	base := newFakeBase(func(string) int { return 200 })
+	members := fleet(t, 2, base, store)
+	for range 100 {
+		tenant := newTransport(t, base, httpbreaker.WithStore(store))
+		require.NoError(t, tenant.Close())
+		require.NoError(t, tenant.Close(), "twice is fine")
+	}
+	store.mu.Lock()
+	assert.Len(t, store.subs, 2, "only the open Transports are subscribed")
+	store.mu.Unlock()
+	require.NoError(t, members[1].Close())
+	members[0].Isolate(host)
+	assert.True(t, members[1].IsClosed(host), "closed: it no longer hears the fleet")
+	_, err := get(t, members[1], host)
+	assert.NoError(t, err, "and still works on its own")
+}
+
+// A probe whose caller gave up while the Store decided is never sent: the
+// upstream would see nothing, and the failure would reopen the circuit of
+// a host that may be healthy.
+func TestFleetProbeIsNotSentAfterTheCallerGaveUp(t *testing.T) {
+	clock := newClock()
+	store := newMemStore()
+	var status atomic.Int64
+	status.Store(500)
+	base := statusFor(&status)
+	rt := fleet(t, 1, base, store, httpbreaker.WithClock(clock.Now),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1, ResetTimeout: time.Second}))[0]
+	_, _ = get(t, rt, host)
+	require.True(t, rt.IsOpen(host))
+	status.Store(200)
+	clock.At(time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	store.onAcquire = func(context.Context) { cancel() } // a stalled Store outlasts the caller
+	calls := base.calls.Load()
+	_, err := rt.RoundTrip(mustRequest(t, http.MethodGet, host).WithContext(ctx))
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, calls, base.calls.Load(), "no probe sent")
+	assert.Equal(t, httpbreaker.StateHalfOpen, rt.State(host), "not reopened")
+
+	store.onAcquire = nil
+	code, err := get(t, rt, host)
+	require.NoError(t, err, "the slot was given back: the next caller probes")
+	assert.Equal(t, 200, code)
+	assert.True(t, rt.IsClosed(host))
+}
+
+// Store calls carry the request's context values (a trace, say), and the
+// probe lease waits on the request's own context.
+func TestFleetStoreCallsCarryTheRequestsContext(t *testing.T) {
+	type traceKey struct{}
+	clock := newClock()
+	store := newMemStore()
+	rt := fleet(t, 1, newFakeBase(func(string) int { return 500 }), store, httpbreaker.WithClock(clock.Now),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1, ResetTimeout: time.Second}))[0]
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), traceKey{}, "trace-1"))
+	defer cancel()
+	req := mustRequest(t, http.MethodGet, host).WithContext(ctx)
+	_, _ = rt.RoundTrip(req) // a failure, an opening
+	clock.At(time.Second)
+	_, _ = rt.RoundTrip(req.Clone(ctx)) // a probe: lease, result, release
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	require.GreaterOrEqual(t, len(store.contexts), 4)
+	for i, c := range store.contexts {
+		assert.Equal(t, "trace-1", c.Value(traceKey{}), "call %d", i)
+		_, ok := c.Deadline()
+		assert.True(t, ok, "call %d is bounded", i)
+	}
 }

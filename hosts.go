@@ -75,18 +75,13 @@ func (t *Transport) Isolate(host string) {
 	if t.base == nil {
 		return // not made by New
 	}
-	key := t.hostKey(host)
-	if b := t.find(host); b != nil {
-		key = b.host // a bare host:443 may name the host's circuit
-	} else if alt := withoutDefaultPort(key); alt != "" && t.keyFunc == nil && !strings.Contains(host, "://") {
-		key = alt // and, untracked, most likely means it
-	}
+	key := t.controlKey(host)
 	if key == "" {
 		return
 	}
 	b := t.hosts.isolate(key, &t.s)
-	if t.store != nil {
-		t.announceOpen(b)
+	if t.fleet != nil {
+		t.announceOpen(nil, b)
 	}
 }
 

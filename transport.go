@@ -26,7 +26,7 @@ type Transport struct {
 	keyFunc  func(*http.Request) string // nil: the normalised host
 	fallback Fallback                   // nil: refusals return *OpenError
 	stale    *staleCache                // nil: no stale-if-error
-	store    Store                      // nil: circuits live in this process only
+	fleet    *fleet                     // nil: circuits live in this process only
 	hosts    registry
 }
 
@@ -78,8 +78,11 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 	}
 	t.hosts.max = c.maxHosts
 	if c.store != nil {
-		t.store = c.store
-		t.store.Subscribe(t.adopt)
+		t.fleet = &fleet{store: c.store}
+		t.fleet.unsubscribe = c.store.Subscribe(t.adopt) // adopts the openings in force first
+		if t.fleet.unsubscribe == nil {
+			t.fleet.unsubscribe = func() {}
+		}
 	}
 	return t, nil
 }
@@ -104,7 +107,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if tk.probe {
 		return t.probe(req, b, tk)
 	}
-	hadFailures := t.store != nil && b.load().failures() > 0
+	hadFailures := t.fleet != nil && b.load().failures() > 0
 	resp, err := t.send(req)
 	var outcome Outcome
 	if t.s.plain {
@@ -115,8 +118,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		outcome = v.outcome
 		b.report(&t.s, tk, v)
 	}
-	if t.store != nil && !b.forgotten.Load() {
-		t.tellStore(b, tk, outcome, hadFailures)
+	if t.fleet != nil && !b.forgotten.Load() {
+		t.tellStore(req, b, tk, outcome, hadFailures)
 	}
 	if t.stale != nil {
 		return t.staleIfError(req, resp, err, outcome)
@@ -200,15 +203,23 @@ func (e canceledError) Is(target error) bool { return target == context.Canceled
 // panics, the probe's slot is given back before the panic goes on, so the
 // breaker never waits for a report that will not come.
 func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Response, error) {
-	if t.store != nil {
-		release, ok := t.fleetProbe(b)
+	if t.fleet != nil {
+		release, ok := t.fleetProbe(req, b)
 		if !ok { // another member holds the fleet's probes
 			b.giveBackProbe()
 			b.counts.rejected.Add(1)
 			return t.refuse(req, b.refusal.Load())
 		}
 		defer release()
-		defer t.announceProbe(b, tk)
+		if err := req.Context().Err(); err != nil {
+			// The caller gave up while the Store decided: a probe sent now
+			// would fail on its own deadline and reopen the circuit of a
+			// host that may be healthy.
+			b.giveBackProbe()
+			closeBody(req)
+			return nil, context.Cause(req.Context())
+		}
+		defer t.announceProbe(req, b, tk)
 	}
 	reported := false
 	defer func() {
@@ -263,17 +274,18 @@ func (t *Transport) IsClosed(host string) bool { return t.State(host) == StateCl
 
 // ClearState forces host's circuit closed and resets its counts; results of
 // calls admitted before are then dropped. Listeners hear of the transition
-// if the circuit was not closed.
+// if the circuit was not closed. With a Store it closes the fleet's circuit
+// too, whether or not this Transport tracks the host.
 func (t *Transport) ClearState(host string) {
-	b := t.find(host)
-	if b == nil {
-		return
+	if b := t.find(host); b != nil {
+		t.hosts.clear(b, &t.s, false)
 	}
-	t.hosts.clear(b, &t.s, false)
-	if t.store != nil {
-		ctx, cancel := storeContext()
-		defer cancel()
-		_ = t.store.Reset(ctx, b.host)
+	if t.fleet != nil {
+		if key := t.controlKey(host); key != "" {
+			ctx, cancel := storeContext(nil)
+			defer cancel()
+			_ = t.fleet.store.Reset(ctx, key)
+		}
 	}
 }
 
@@ -291,6 +303,20 @@ func (t *Transport) find(host string) *breaker {
 		return t.hosts.lookup(alt)
 	}
 	return nil
+}
+
+// controlKey is the key Isolate and ClearState act on: the tracked circuit
+// the argument names, or else the key it names — for a bare host:443 or
+// host:80, the host without the port, which it most likely means.
+func (t *Transport) controlKey(host string) string {
+	if b := t.find(host); b != nil {
+		return b.host
+	}
+	key := t.hostKey(host)
+	if alt := withoutDefaultPort(key); alt != "" && t.keyFunc == nil && !strings.Contains(host, "://") {
+		return alt
+	}
+	return key
 }
 
 // hostKey turns a host argument into the key it names.

@@ -39,8 +39,17 @@ import (
 )
 
 // ErrUnavailable is returned, without a round trip, while Redis is in
-// trouble and the next try is not yet due.
+// trouble and the next try is not yet due, or while too many operations
+// are stuck on it.
 var ErrUnavailable = errors.New("redisstore: redis unavailable")
+
+// ErrTimeout is returned when an operation took longer than the Store's
+// timeout ([WithTimeout]); the Store stopped waiting for it, whatever the
+// client's own timeouts.
+var ErrTimeout = errors.New("redisstore: redis timed out")
+
+// maxPending bounds the operations under way at once, stuck ones included.
+const maxPending = 64
 
 // Store is an httpbreaker.Store over Redis. It is safe for concurrent use;
 // Close stops its subscription.
@@ -59,11 +68,14 @@ type Store struct {
 	troubled bool      // requires mu
 	nextTry  time.Time // requires mu; real time
 
-	subMu   sync.Mutex
-	subs    []func(httpbreaker.FleetEvent) // requires subMu
-	pubsub  *redis.PubSub                  // requires subMu
-	done    chan struct{}
-	closing bool // requires subMu
+	// slots bounds the operations under way, abandoned ones included: an
+	// operation that outlives the timeout (go-redis reads past a context's
+	// deadline unless the client enables ContextTimeoutEnabled) holds its
+	// slot until the client gives up, and when every slot is held the Store
+	// answers ErrUnavailable at once instead of piling up goroutines.
+	slots chan struct{}
+
+	sub subscription
 }
 
 var _ httpbreaker.Store = (*Store)(nil)
@@ -156,7 +168,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	s := &Store{
 		client: client, prefix: "httpbreaker", timeout: 200 * time.Millisecond, lease: 30 * time.Second,
 		failureTTL: 10 * time.Minute, isolationTTL: 7 * 24 * time.Hour, retryEvery: time.Second,
-		onTrouble: func(error) {}, now: time.Now,
+		onTrouble: func(error) {}, now: time.Now, slots: make(chan struct{}, maxPending),
 	}
 	for i, opt := range opts {
 		if opt == nil {
@@ -166,22 +178,8 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 			return nil, err
 		}
 	}
+	s.sub.store = s
 	return s, nil
-}
-
-// Close stops the subscription and waits for it. It does not close the
-// Redis client, which the caller owns.
-func (s *Store) Close() error {
-	s.subMu.Lock()
-	s.closing = true
-	ps, done := s.pubsub, s.done
-	s.subMu.Unlock()
-	if ps == nil {
-		return nil
-	}
-	err := ps.Close()
-	<-done
-	return err
 }
 
 // key names one of host's keys. The host is escaped, so it cannot hold a
@@ -191,6 +189,19 @@ func (s *Store) key(host, kind string) string {
 }
 
 func (s *Store) channel() string { return s.prefix + ":events" }
+
+// hostOf returns the host of a key made by key, and whether it is one.
+func (s *Store) hostOf(key, kind string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, s.prefix+":{")
+	if !ok {
+		return "", false
+	}
+	escaped, ok := strings.CutSuffix(rest, "}:"+kind)
+	if !ok {
+		return "", false
+	}
+	return unescape(escaped)
+}
 
 // escape keeps letters, digits, '.', '-' and '_' and writes every other
 // byte as %XX: an injective mapping onto a safe alphabet.
@@ -210,16 +221,56 @@ func escape(host string) string {
 
 // run performs one operation within the timeout, or none while Redis is
 // in trouble and the next try is not due, and keeps the trouble episode.
+// The operation runs on a goroutine of its own, so that the timeout holds
+// whatever the client's options: a stalled Redis (a frozen node, a
+// partition) costs the caller the timeout, not the client's read timeout.
+// If the caller's own ctx ends first, that is no trouble of Redis's.
 func (s *Store) run(ctx context.Context, op func(ctx context.Context) error) error {
+	return s.runFor(ctx, s.timeout, op)
+}
+
+// runFor is run with a bound of its own, for the catch-up's scans.
+func (s *Store) runFor(ctx context.Context, timeout time.Duration, op func(ctx context.Context) error) error {
 	s.mu.Lock()
 	if s.troubled && time.Now().Before(s.nextTry) {
 		s.mu.Unlock()
 		return ErrUnavailable
 	}
 	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	err := op(ctx)
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		return ErrUnavailable // every slot is held by an operation Redis has not answered
+	}
+	opCtx, cancel := context.WithTimeout(ctx, timeout)
+	done := make(chan error, 1)
+	go func() {
+		defer func() { <-s.slots }()
+		defer cancel()
+		done <- op(opCtx)
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-opCtx.Done():
+		if ctx.Err() != nil {
+			return context.Cause(ctx) // the caller gave up: not Redis's trouble
+		}
+		err = fmt.Errorf("%w after %v", ErrTimeout, timeout)
+	}
+	if err != nil && ctx.Err() != nil {
+		return err
+	}
+	s.episode(err)
+	return err
+}
+
+// episode keeps the trouble episode up to date after an operation that
+// returned err, and tells WithOnTrouble when one begins or ends. A Redis
+// Cluster client reloads its slot map after an error, so that a failover
+// is followed at once rather than after ClusterStateReloadInterval; the end
+// of an episode renews the subscription, which may have gone deaf.
+func (s *Store) episode(err error) {
 	s.mu.Lock()
 	began, ended := err != nil && !s.troubled, err == nil && s.troubled
 	if err != nil {
@@ -228,13 +279,37 @@ func (s *Store) run(ctx context.Context, op func(ctx context.Context) error) err
 		s.troubled = false
 	}
 	s.mu.Unlock()
+	if cluster, ok := s.client.(*redis.ClusterClient); ok && err != nil {
+		cluster.ReloadState(context.Background()) // lazy: returns at once
+	}
 	switch {
 	case began:
 		s.onTrouble(err)
 	case ended:
 		s.onTrouble(nil)
+		s.sub.renew()
 	}
-	return err
+}
+
+// unescape reverses escape; ok is false for a string escape never makes.
+func unescape(s string) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+2 >= len(s) {
+			return "", false
+		}
+		n, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+		if err != nil {
+			return "", false
+		}
+		b.WriteByte(byte(n))
+		i += 2
+	}
+	return b.String(), true
 }
 
 // message is what goes over the channel.
@@ -296,8 +371,8 @@ func (s *Store) Success(ctx context.Context, host string) error {
 // Open implements httpbreaker.Store.
 func (s *Store) Open(ctx context.Context, host string, until time.Time) error {
 	ttl := s.isolationTTL
-	if !until.IsZero() {
-		ttl = max(until.Sub(s.now()), 0) + s.lease // outlives the opening by a lease: the probes' time
+	if !until.IsZero() { // outlives the opening by a lease, the probes' time; never beyond an isolation's
+		ttl = min(max(until.Sub(s.now()), 0), s.isolationTTL) + s.lease
 	}
 	msg, _ := json.Marshal(message{Host: host, Open: true, UntilMS: untilMS(until)})
 	return s.run(ctx, func(ctx context.Context) error {
@@ -307,6 +382,9 @@ func (s *Store) Open(ctx context.Context, host string, until time.Time) error {
 			p.Publish(ctx, s.channel(), msg)
 			return nil
 		})
+		if err == nil {
+			s.sub.expectEcho()
+		}
 		return err
 	})
 }
@@ -320,6 +398,9 @@ func (s *Store) Reset(ctx context.Context, host string) error {
 			p.Publish(ctx, s.channel(), msg)
 			return nil
 		})
+		if err == nil {
+			s.sub.expectEcho()
+		}
 		return err
 	})
 }
@@ -366,35 +447,4 @@ func (s *Store) ReleaseProbe(ctx context.Context, host, lease string) error {
 	return s.run(ctx, func(ctx context.Context) error {
 		return release.Run(ctx, s.client, []string{s.key(host, "probe:"+slot)}, id).Err()
 	})
-}
-
-// Subscribe implements httpbreaker.Store: the first call starts the
-// subscription, which go-redis re-establishes after Redis comes back.
-func (s *Store) Subscribe(f func(httpbreaker.FleetEvent)) {
-	s.subMu.Lock()
-	defer s.subMu.Unlock()
-	s.subs = append(s.subs, f)
-	if s.pubsub != nil || s.closing {
-		return
-	}
-	s.pubsub = s.client.Subscribe(context.Background(), s.channel())
-	s.done = make(chan struct{})
-	go s.listen(s.pubsub.Channel(), s.done)
-}
-
-func (s *Store) listen(ch <-chan *redis.Message, done chan struct{}) {
-	defer close(done)
-	for msg := range ch {
-		var m message
-		if json.Unmarshal([]byte(msg.Payload), &m) != nil || m.Host == "" {
-			continue
-		}
-		ev := httpbreaker.FleetEvent{Host: m.Host, Open: m.Open, Until: fromMS(m.UntilMS)}
-		s.subMu.Lock()
-		subs := s.subs
-		s.subMu.Unlock()
-		for _, f := range subs {
-			f(ev)
-		}
-	}
 }

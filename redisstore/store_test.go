@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -46,11 +47,23 @@ type member struct {
 }
 
 func newMember(t *testing.T, srv *redisServer, clk *clock, policy httpbreaker.Policy, opts ...httpbreaker.Option) *member {
-	m := &member{heard: make(chan string, 100), trouble: make(chan error, 100)}
-	store, err := redisstore.New(srv.client(), redisstore.WithClock(clk.Now), redisstore.WithPrefix("test"),
-		redisstore.WithTimeout(2*time.Second), // generous under -race; the trouble test kills the server instead
+	return newMemberOn(t, srv.client(), clk, policy, []redisstore.Option{
+		redisstore.WithTimeout(2 * time.Second), // generous under -race; the trouble test kills the server instead
 		redisstore.WithRetryInterval(time.Millisecond),
-		redisstore.WithOnTrouble(func(err error) { m.trouble <- err }))
+	}, opts...)
+}
+
+// newMemberOn is a member over the given client, with more store options.
+func newMemberOn(t *testing.T, client redis.UniversalClient, clk *clock, policy httpbreaker.Policy,
+	storeOpts []redisstore.Option, opts ...httpbreaker.Option) *member {
+	m := &member{heard: make(chan string, 100), trouble: make(chan error, 100)}
+	store, err := redisstore.New(client, append([]redisstore.Option{redisstore.WithClock(clk.Now), redisstore.WithPrefix("test"),
+		redisstore.WithOnTrouble(func(err error) {
+			select {
+			case m.trouble <- err:
+			default:
+			}
+		})}, storeOpts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, store.Close()) })
 	m.store = store
@@ -62,6 +75,7 @@ func newMember(t *testing.T, srv *redisServer, clk *clock, policy httpbreaker.Po
 	}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(m.rt.CloseIdleConnections)
+	t.Cleanup(func() { _ = m.rt.Close() })
 	return m
 }
 

@@ -1,0 +1,348 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/httpbreaker/httpbreaker"
+)
+
+// subscription keeps one Redis subscription for every Transport that
+// subscribed to the Store. It renews it when it may have gone deaf — when a
+// trouble episode ends, or when the Store's own announcements stop coming
+// back (a frozen node answers no PING go-redis's health check would miss)
+// — and then catches the subscribers up on what changed meanwhile: the
+// openings and isolations in force, and the closings of hosts they were
+// told were open. A new subscriber is caught up before Subscribe returns.
+type subscription struct {
+	store *Store
+
+	mu sync.Mutex
+	// subs are the subscribers by id; requires mu.
+	subs map[int]func(httpbreaker.FleetEvent)
+	next int
+	// started is set once the keeper runs; closed once Close stopped it;
+	// both require mu.
+	started, closed bool
+	// awaitEcho, when set, is when the Store's latest announcement should
+	// have come back; requires mu.
+	awaitEcho time.Time
+	// behind is set when a catch-up failed: the keeper tries again;
+	// requires mu.
+	behind  bool
+	renewal chan struct{} // a renewal is wanted
+	stop    chan struct{} // Close
+	done    chan struct{} // the keeper has stopped
+
+	// delivery serialises what subscribers hear, from messages and from
+	// catch-ups, so they hear it in order.
+	delivery sync.Mutex
+	// told are the hosts the subscribers were last told are open, with the
+	// end of the opening in Unix ms (0: isolated); requires delivery.
+	told map[string]int64
+}
+
+// keeperTick is how often the keeper checks the subscription.
+const keeperTick = 250 * time.Millisecond
+
+// echoWait is how long the Store waits for its own announcement to come
+// back before it renews its subscription.
+func (s *Store) echoWait() time.Duration { return max(2*time.Second, 5*s.timeout) }
+
+// catchUpTimeout bounds a catch-up's scan of the open keys.
+func (s *Store) catchUpTimeout() time.Duration { return max(time.Second, 5*s.timeout) }
+
+// Subscribe implements httpbreaker.Store. The first call subscribes to the
+// Store's channel; every call delivers to f the openings and isolations in
+// force before it returns (one SCAN of the open keys: a cost at start-up,
+// none on the request path).
+func (s *Store) Subscribe(f func(httpbreaker.FleetEvent)) (unsubscribe func()) {
+	sub := &s.sub
+	sub.mu.Lock()
+	if sub.closed {
+		sub.mu.Unlock()
+		return func() {}
+	}
+	if sub.subs == nil {
+		sub.subs = make(map[int]func(httpbreaker.FleetEvent))
+	}
+	id := sub.next
+	sub.next++
+	sub.subs[id] = f
+	start := !sub.started
+	if start {
+		sub.started = true
+		sub.renewal, sub.stop, sub.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	}
+	sub.mu.Unlock()
+	if start {
+		ps, listening := sub.connect()
+		go sub.keep(ps, listening)
+	}
+	sub.catchUp(f)
+	return func() {
+		sub.mu.Lock()
+		delete(sub.subs, id)
+		sub.mu.Unlock()
+	}
+}
+
+// Close stops the subscription and waits for it. It does not close the
+// Redis client, which the caller owns; close the Transports first.
+func (s *Store) Close() error {
+	sub := &s.sub
+	sub.mu.Lock()
+	started, already := sub.started, sub.closed
+	sub.closed = true
+	sub.mu.Unlock()
+	if started && !already {
+		close(sub.stop)
+		<-sub.done
+	}
+	return nil
+}
+
+// renew asks the keeper for a new subscription and a catch-up.
+func (sub *subscription) renew() {
+	sub.mu.Lock()
+	ch := sub.renewal
+	sub.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// expectEcho notes that an announcement went out and should come back.
+func (sub *subscription) expectEcho() {
+	sub.mu.Lock()
+	if sub.started && sub.awaitEcho.IsZero() {
+		sub.awaitEcho = time.Now().Add(sub.store.echoWait())
+	}
+	sub.mu.Unlock()
+}
+
+// keep owns the Redis subscription until Close: it renews it when asked,
+// when it failed, and when an announcement did not come back.
+func (sub *subscription) keep(ps *redis.PubSub, listening chan struct{}) {
+	defer close(sub.done)
+	ticker := time.NewTicker(keeperTick)
+	defer ticker.Stop()
+	lastTry := time.Now()
+	renew := func() {
+		if ps != nil {
+			_ = ps.Close()
+			<-listening
+		}
+		lastTry = time.Now()
+		ps, listening = sub.connect()
+		if ps != nil {
+			sub.catchUp(nil)
+		}
+	}
+	due := func() bool { return time.Since(lastTry) >= sub.store.retryEvery }
+	for {
+		select {
+		case <-sub.stop:
+			if ps != nil {
+				_ = ps.Close()
+				<-listening
+			}
+			return
+		case <-sub.renewal:
+			renew()
+		case <-ticker.C:
+			sub.mu.Lock()
+			deaf := !sub.awaitEcho.IsZero() && time.Now().After(sub.awaitEcho)
+			if deaf {
+				sub.awaitEcho = time.Time{}
+			}
+			behind := sub.behind
+			sub.mu.Unlock()
+			switch {
+			case deaf, ps == nil && due():
+				renew()
+			case behind && due():
+				lastTry = time.Now()
+				sub.catchUp(nil)
+			}
+		}
+	}
+}
+
+// connect subscribes to the channel and starts delivering its messages; it
+// returns nil if Redis did not confirm the subscription in time.
+func (sub *subscription) connect() (*redis.PubSub, chan struct{}) {
+	s := sub.store
+	ctx, cancel := context.WithTimeout(context.Background(), s.catchUpTimeout())
+	defer cancel()
+	ps := s.client.Subscribe(ctx, s.channel())
+	if _, err := ps.ReceiveTimeout(ctx, s.catchUpTimeout()); err != nil {
+		_ = ps.Close()
+		if cluster, ok := s.client.(*redis.ClusterClient); ok {
+			cluster.ReloadState(context.Background())
+		}
+		return nil, nil
+	}
+	listening := make(chan struct{})
+	go sub.listen(ps.ChannelWithSubscriptions(), listening)
+	return ps, listening
+}
+
+// listen delivers the channel's messages. A subscription confirmation
+// after the first means go-redis reconnected by itself after a broken
+// connection: messages may have been lost meanwhile, so it asks for a
+// catch-up.
+func (sub *subscription) listen(ch <-chan any, done chan struct{}) {
+	defer close(done)
+	for item := range ch {
+		sub.mu.Lock()
+		sub.awaitEcho = time.Time{} // the channel is alive
+		sub.mu.Unlock()
+		msg, ok := item.(*redis.Message)
+		if !ok {
+			if _, resubscribed := item.(*redis.Subscription); resubscribed {
+				sub.mu.Lock()
+				sub.behind = true
+				sub.mu.Unlock()
+			}
+			continue
+		}
+		var m message
+		if json.Unmarshal([]byte(msg.Payload), &m) != nil || m.Host == "" {
+			continue
+		}
+		sub.delivery.Lock()
+		sub.note(m.Host, m.Open, m.UntilMS)
+		sub.deliver(nil, httpbreaker.FleetEvent{Host: m.Host, Open: m.Open, Until: fromMS(m.UntilMS)})
+		sub.delivery.Unlock()
+	}
+}
+
+// note records what the subscribers are told of host. Requires delivery.
+func (sub *subscription) note(host string, open bool, untilMS int64) {
+	if sub.told == nil {
+		sub.told = make(map[string]int64)
+	}
+	if open {
+		sub.told[host] = untilMS
+	} else {
+		delete(sub.told, host)
+	}
+}
+
+// deliver hands ev to f, or to every subscriber if f is nil. Requires
+// delivery.
+func (sub *subscription) deliver(f func(httpbreaker.FleetEvent), ev httpbreaker.FleetEvent) {
+	if f != nil {
+		f(ev)
+		return
+	}
+	sub.mu.Lock()
+	subs := make([]func(httpbreaker.FleetEvent), 0, len(sub.subs))
+	for _, g := range sub.subs {
+		subs = append(subs, g)
+	}
+	sub.mu.Unlock()
+	for _, g := range subs {
+		g(ev)
+	}
+}
+
+// catchUp reads the openings in force and delivers them: to f alone, a new
+// subscriber, or (f nil, after a gap) to every subscriber, with closings
+// for the hosts they were told were open and no longer are. Messages wait
+// meanwhile, so none is delivered out of order with what the scan read.
+func (sub *subscription) catchUp(f func(httpbreaker.FleetEvent)) {
+	sub.delivery.Lock()
+	defer sub.delivery.Unlock()
+	open, err := sub.store.openings()
+	sub.mu.Lock()
+	sub.behind = err != nil || sub.behind && f != nil // a new subscriber's catch-up is not everyone's
+	sub.mu.Unlock()
+	if err != nil {
+		return
+	}
+	if f == nil {
+		for host := range sub.told {
+			if _, still := open[host]; !still {
+				sub.note(host, false, 0)
+				sub.deliver(nil, httpbreaker.FleetEvent{Host: host})
+			}
+		}
+	}
+	for host, ms := range open {
+		sub.note(host, true, ms)
+		sub.deliver(f, httpbreaker.FleetEvent{Host: host, Open: true, Until: fromMS(ms)})
+	}
+}
+
+// openings scans the open keys: every host whose circuit is open or
+// isolated for the fleet, with the end of its opening in Unix ms (0:
+// isolated). On a Redis Cluster it scans every master.
+func (s *Store) openings() (map[string]int64, error) {
+	found := make(map[string]int64)
+	var mu sync.Mutex
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		var keys []string
+		iter := c.Scan(ctx, 0, globEscape(s.prefix)+":{*}:open", 1000).Iterator()
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+		}
+		if err := iter.Err(); err != nil {
+			return err
+		}
+		for len(keys) > 0 {
+			batch := keys[:min(len(keys), 1000)]
+			keys = keys[len(batch):]
+			cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, k := range batch {
+					p.Get(ctx, k)
+				}
+				return nil
+			})
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return err
+			}
+			mu.Lock()
+			for i, cmd := range cmds {
+				v, err := cmd.(*redis.StringCmd).Result()
+				host, ok := s.hostOf(batch[i], "open")
+				ms, perr := strconv.ParseInt(v, 10, 64)
+				if err == nil && ok && perr == nil {
+					found[host] = ms
+				}
+			}
+			mu.Unlock()
+		}
+		return nil
+	}
+	err := s.runFor(context.Background(), s.catchUpTimeout(), func(ctx context.Context) error {
+		if cluster, ok := s.client.(*redis.ClusterClient); ok {
+			return cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+		}
+		return scan(ctx, s.client)
+	})
+	return found, err
+}
+
+// globEscape escapes the characters SCAN's MATCH treats specially.
+func globEscape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(`*?[]\`, s[i]) >= 0 {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
