@@ -382,9 +382,6 @@ func (s *Store) Open(ctx context.Context, host string, until time.Time) error {
 			p.Publish(ctx, s.channel(), msg)
 			return nil
 		})
-		if err == nil {
-			s.sub.expectEcho()
-		}
 		return err
 	})
 }
@@ -398,9 +395,6 @@ func (s *Store) Reset(ctx context.Context, host string) error {
 			p.Publish(ctx, s.channel(), msg)
 			return nil
 		})
-		if err == nil {
-			s.sub.expectEcho()
-		}
 		return err
 	})
 }

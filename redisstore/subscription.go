@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -16,11 +18,12 @@ import (
 
 // subscription keeps one Redis subscription for every Transport that
 // subscribed to the Store. It renews it when it may have gone deaf — when a
-// trouble episode ends, or when the Store's own announcements stop coming
-// back (a frozen node answers no PING go-redis's health check would miss)
-// — and then catches the subscribers up on what changed meanwhile: the
-// openings and isolations in force, and the closings of hosts they were
-// told were open. A new subscriber is caught up before Subscribe returns.
+// trouble episode ends, when its connection broke, or when a PING on it
+// goes unanswered (a frozen node, which go-redis's own health check, which
+// only writes its PING, never notices) — and then catches the subscribers
+// up on what changed meanwhile: the openings and isolations in force, and
+// the closings of hosts they were told were open. A new subscriber is
+// caught up before Subscribe returns.
 type subscription struct {
 	store *Store
 
@@ -31,9 +34,6 @@ type subscription struct {
 	// started is set once the keeper runs; closed once Close stopped it;
 	// both require mu.
 	started, closed bool
-	// awaitEcho, when set, is when the Store's latest announcement should
-	// have come back; requires mu.
-	awaitEcho time.Time
 	// behind is set when a catch-up failed: the keeper tries again;
 	// requires mu.
 	behind  bool
@@ -52,9 +52,10 @@ type subscription struct {
 // keeperTick is how often the keeper checks the subscription.
 const keeperTick = 250 * time.Millisecond
 
-// echoWait is how long the Store waits for its own announcement to come
-// back before it renews its subscription.
-func (s *Store) echoWait() time.Duration { return max(2*time.Second, 5*s.timeout) }
+// quietWait is how long the subscription may stay silent before it is
+// PINGed, and then how long the PONG may take: a frozen node is noticed
+// within twice this.
+func (s *Store) quietWait() time.Duration { return max(time.Second, 5*s.timeout) }
 
 // catchUpTimeout bounds a catch-up's scan of the open keys.
 func (s *Store) catchUpTimeout() time.Duration { return max(time.Second, 5*s.timeout) }
@@ -83,8 +84,7 @@ func (s *Store) Subscribe(f func(httpbreaker.FleetEvent)) (unsubscribe func()) {
 	}
 	sub.mu.Unlock()
 	if start {
-		ps, listening := sub.connect()
-		go sub.keep(ps, listening)
+		go sub.keep(sub.connect())
 	}
 	sub.catchUp(f)
 	return func() {
@@ -122,30 +122,17 @@ func (sub *subscription) renew() {
 	}
 }
 
-// expectEcho notes that an announcement went out and should come back.
-func (sub *subscription) expectEcho() {
-	sub.mu.Lock()
-	if sub.started && sub.awaitEcho.IsZero() {
-		sub.awaitEcho = time.Now().Add(sub.store.echoWait())
-	}
-	sub.mu.Unlock()
-}
-
 // keep owns the Redis subscription until Close: it renews it when asked,
-// when it failed, and when an announcement did not come back.
-func (sub *subscription) keep(ps *redis.PubSub, listening chan struct{}) {
+// when it failed, and when its listener found it deaf.
+func (sub *subscription) keep(l *listener) {
 	defer close(sub.done)
 	ticker := time.NewTicker(keeperTick)
 	defer ticker.Stop()
 	lastTry := time.Now()
 	renew := func() {
-		if ps != nil {
-			_ = ps.Close()
-			<-listening
-		}
+		l.stop()
 		lastTry = time.Now()
-		ps, listening = sub.connect()
-		if ps != nil {
+		if l = sub.connect(); l != nil {
 			sub.catchUp(nil)
 		}
 	}
@@ -153,23 +140,16 @@ func (sub *subscription) keep(ps *redis.PubSub, listening chan struct{}) {
 	for {
 		select {
 		case <-sub.stop:
-			if ps != nil {
-				_ = ps.Close()
-				<-listening
-			}
+			l.stop()
 			return
 		case <-sub.renewal:
 			renew()
 		case <-ticker.C:
 			sub.mu.Lock()
-			deaf := !sub.awaitEcho.IsZero() && time.Now().After(sub.awaitEcho)
-			if deaf {
-				sub.awaitEcho = time.Time{}
-			}
 			behind := sub.behind
 			sub.mu.Unlock()
 			switch {
-			case deaf, ps == nil && due():
+			case (l == nil || l.deaf.Load()) && due():
 				renew()
 			case behind && due():
 				lastTry = time.Now()
@@ -179,9 +159,27 @@ func (sub *subscription) keep(ps *redis.PubSub, listening chan struct{}) {
 	}
 }
 
-// connect subscribes to the channel and starts delivering its messages; it
-// returns nil if Redis did not confirm the subscription in time.
-func (sub *subscription) connect() (*redis.PubSub, chan struct{}) {
+// listener reads one Redis subscription.
+type listener struct {
+	ps     *redis.PubSub
+	cancel context.CancelFunc
+	done   chan struct{}
+	// deaf is set when the subscription broke or a PING went unanswered.
+	deaf atomic.Bool
+}
+
+// stop closes the subscription and waits for its listener; l may be nil.
+func (l *listener) stop() {
+	if l != nil {
+		l.cancel()
+		_ = l.ps.Close()
+		<-l.done
+	}
+}
+
+// connect subscribes to the channel and starts listening; it returns nil
+// if Redis did not confirm the subscription in time.
+func (sub *subscription) connect() *listener {
 	s := sub.store
 	ctx, cancel := context.WithTimeout(context.Background(), s.catchUpTimeout())
 	defer cancel()
@@ -191,40 +189,57 @@ func (sub *subscription) connect() (*redis.PubSub, chan struct{}) {
 		if cluster, ok := s.client.(*redis.ClusterClient); ok {
 			cluster.ReloadState(context.Background())
 		}
-		return nil, nil
+		return nil
 	}
-	listening := make(chan struct{})
-	go sub.listen(ps.ChannelWithSubscriptions(), listening)
-	return ps, listening
+	lctx, lcancel := context.WithCancel(context.Background())
+	l := &listener{ps: ps, cancel: lcancel, done: make(chan struct{})}
+	go sub.listen(lctx, l)
+	return l
 }
 
-// listen delivers the channel's messages. A subscription confirmation
-// after the first means go-redis reconnected by itself after a broken
-// connection: messages may have been lost meanwhile, so it asks for a
-// catch-up.
-func (sub *subscription) listen(ch <-chan any, done chan struct{}) {
-	defer close(done)
-	for item := range ch {
-		sub.mu.Lock()
-		sub.awaitEcho = time.Time{} // the channel is alive
-		sub.mu.Unlock()
-		msg, ok := item.(*redis.Message)
-		if !ok {
-			if _, resubscribed := item.(*redis.Subscription); resubscribed {
-				sub.mu.Lock()
-				sub.behind = true
-				sub.mu.Unlock()
+// listen delivers the subscription's messages until it is stopped or goes
+// deaf. After quietWait without a message it PINGs; no answer within
+// another quietWait, or a broken connection, makes it deaf: the keeper
+// renews it. A subscription confirmation means go-redis reconnected by
+// itself: messages may have been lost, so it asks for a catch-up.
+func (sub *subscription) listen(ctx context.Context, l *listener) {
+	defer close(l.done)
+	quiet := sub.store.quietWait()
+	pinged := false
+	for {
+		item, err := l.ps.ReceiveTimeout(ctx, quiet)
+		if ctx.Err() != nil {
+			return // stopped
+		}
+		var netErr net.Error
+		switch {
+		case err != nil && errors.As(err, &netErr) && netErr.Timeout() && !pinged:
+			pinged = true
+			_ = l.ps.Ping(ctx, "httpbreaker")
+			continue
+		case err != nil:
+			l.deaf.Store(true)
+			if cluster, ok := sub.store.client.(*redis.ClusterClient); ok {
+				cluster.ReloadState(context.Background())
 			}
-			continue
+			return
 		}
-		var m message
-		if json.Unmarshal([]byte(msg.Payload), &m) != nil || m.Host == "" {
-			continue
+		pinged = false
+		switch item := item.(type) {
+		case *redis.Subscription:
+			sub.mu.Lock()
+			sub.behind = true
+			sub.mu.Unlock()
+		case *redis.Message:
+			var m message
+			if json.Unmarshal([]byte(item.Payload), &m) != nil || m.Host == "" {
+				continue
+			}
+			sub.delivery.Lock()
+			sub.note(m.Host, m.Open, m.UntilMS)
+			sub.deliver(nil, httpbreaker.FleetEvent{Host: m.Host, Open: m.Open, Until: fromMS(m.UntilMS)})
+			sub.delivery.Unlock()
 		}
-		sub.delivery.Lock()
-		sub.note(m.Host, m.Open, m.UntilMS)
-		sub.deliver(nil, httpbreaker.FleetEvent{Host: m.Host, Open: m.Open, Until: fromMS(m.UntilMS)})
-		sub.delivery.Unlock()
 	}
 }
 
