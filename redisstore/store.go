@@ -12,9 +12,16 @@
 // of an opening from its own report); an opening, closing, isolation or
 // clear costs one round trip and a PUBLISH that every member receives; a
 // probe costs one round trip for a lease that expires by itself. Every
-// operation is bounded by a short timeout; while Redis is down or slow each
-// member goes on with its own breaker, the trouble is reported once per
-// episode, and the member rejoins when Redis answers again.
+// operation is bounded by a short timeout, whatever the client's options;
+// while Redis is down, slow or frozen each member goes on with its own
+// breaker, the trouble is reported once per episode, and the member rejoins
+// when Redis answers again. A ClusterClient reloads its slot map after an
+// error, so a failover is followed at once.
+//
+// The subscription is watched: a PING after a second of silence, renewed
+// when unanswered or broken, then a catch-up (one SCAN of the open keys)
+// on what changed meanwhile. A Transport made with the Store learns the
+// openings and isolations in force before httpbreaker.New returns.
 //
 // Keys live under the prefix, with the host escaped so that no host can
 // collide with or reach into another's keys, and in braces so that a
