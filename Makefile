@@ -1,7 +1,7 @@
 # The README's two commands for a fresh machine: `make demo` and `make test`.
 GO ?= go
 
-.PHONY: demo fleet-demo test bench bench-core fuzz fmt
+.PHONY: demo fleet-demo test test-cluster bench bench-core fuzz fmt
 
 FUZZ_TARGETS = FuzzNormalizeHost FuzzKeysAgree FuzzRetryAfter FuzzMethods FuzzRoundTrip
 FUZZTIME ?= 60s
@@ -23,6 +23,10 @@ test: ## gofmt, vet (every module) and every test under the race detector
 	$(GO) test -race -count=1 ./...
 	cd integrations && $(GO) test -race -count=1 ./...
 	cd redisstore && $(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory test-cluster
+
+test-cluster: ## redisstore on a real 3-master Redis Cluster: kill, freeze, fail over (no -race: it measures time)
+	cd redisstore && $(GO) test -count=1 -run 'Cluster' ./...
 
 bench: ## httpbreaker against its peers, side by side; writes bench/RESULTS.md
 	cd bench && $(GO) test -run '^$$' -bench . -benchmem -benchtime 500ms -count 6 -timeout 30m . | tee results.txt
