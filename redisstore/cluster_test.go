@@ -44,9 +44,9 @@ func startCluster(t *testing.T) *cluster {
 		}
 		t.Skip("redis-server and redis-cli not found: apt-get install redis-server to run the Cluster tests")
 	}
+	dir := t.TempDir() // removed after the nodes stop (cleanups run last first)
 	c := &cluster{t: t, nodes: map[string]*exec.Cmd{}}
 	t.Cleanup(c.stop)
-	dir := t.TempDir()
 	var addrs []string
 	for range 6 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -159,10 +159,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // promotion: an isolation by one member reaches the other, and a run of
 // failures trips both within FailureThreshold + N − 1 upstream calls.
 func TestClusterFailoverRecoversCoordination(t *testing.T) {
-	// The bound asserted per case. After a freeze, go-redis's lazy slot
-	// reload may ask the frozen node first and wait its 3s read timeout,
-	// more than once: 5–15s were measured, so the 10s goal is not held yet.
-	bounds := map[string]time.Duration{"kill": 10 * time.Second, "SIGSTOP": 30 * time.Second, "CLUSTER FAILOVER": 10 * time.Second}
+	// The bound asserted per case: the 10s goal, and half as much again for
+	// a freeze, whose recovery varies most (1.7–7.3s measured) because a
+	// slot reload may ask the frozen node and wait its 3s read timeout.
+	bounds := map[string]time.Duration{"kill": 10 * time.Second, "SIGSTOP": 15 * time.Second, "CLUSTER FAILOVER": 10 * time.Second}
 	for _, how := range []string{"kill", "SIGSTOP", "CLUSTER FAILOVER"} {
 		t.Run(how, func(t *testing.T) {
 			c := startCluster(t)
@@ -215,47 +215,59 @@ func TestClusterFailoverRecoversCoordination(t *testing.T) {
 			})
 			promoted := time.Now()
 
-			// The fleet acts as one again: an isolation reaches the other
-			// member. Each try waits a quarter of a second for it.
-			var recovered time.Duration
-			for try := 0; recovered == 0; try++ {
-				if time.Since(promoted) > 30*time.Second {
-					for len(a.trouble) > 0 {
-						t.Logf("a: %v", <-a.trouble)
-					}
-					for len(b.trouble) > 0 {
-						t.Logf("b: %v", <-b.trouble)
-					}
-					t.Fatal("the fleet never coordinated again")
-				}
-				a.rt.Isolate(host)
+			// The fleet acts as one again: an isolation by a reaches b, and
+			// b's clearing reaches a (so both members' commands and
+			// subscriptions work). Each hop may take a quarter of a second.
+			hears := func(m *member, want string) bool {
 				deadline := time.After(250 * time.Millisecond)
-			wait:
 				for {
 					select {
-					case ev := <-b.heard:
-						if ev == "closed->open" {
-							recovered = time.Since(promoted)
-							break wait
+					case ev := <-m.heard:
+						if ev == want {
+							return true
 						}
 					case <-deadline:
-						break wait
+						return false
+					}
+				}
+			}
+			drain := func(m *member) {
+				for len(m.heard) > 0 { // keep the listener unblocked; start from a clean slate
+					<-m.heard
+				}
+			}
+			var recovered time.Duration
+			for recovered == 0 {
+				if time.Since(promoted) > 30*time.Second {
+					t.Fatalf("the fleet never coordinated again: %+v / %+v", a.rt.Snapshot(), b.rt.Snapshot())
+				}
+				drain(a)
+				drain(b)
+				a.rt.Isolate(host)
+				if hears(b, "closed->open") {
+					drain(a)
+					b.rt.ClearState(host)
+					if hears(a, "open->closed") {
+						recovered = time.Since(promoted)
+						break
 					}
 				}
 				a.rt.ClearState(host)
-				for len(a.heard) > 0 { // a hears its own transitions: keep its listener unblocked
-					<-a.heard
-				}
+				b.rt.ClearState(host)
 			}
-			b.await(t, "closed")
 			t.Logf("%s: the fleet coordinated again %v after the promotion", how, recovered.Round(time.Millisecond))
 			require.Less(t, recovered, bounds[how])
 
 			// And a run of failures trips both within T + N − 1 calls. Right
-			// after a failover a report may still meet the old topology, so
-			// the fleet gets three tries to show it.
+			// after a failover a report may still time out on the old
+			// topology, and its member then goes alone for the Store's retry
+			// interval (1s) by design: the fleet gets five tries, a retry
+			// interval apart, to show it.
 			tripped := false
-			for try := 0; try < 3 && !tripped; try++ {
+			for try := 0; try < 5 && !tripped; try++ {
+				if try > 0 {
+					time.Sleep(1100 * time.Millisecond) // the retry interval, a documented duration, not a state
+				}
 				a.rt.ClearState(host)
 				b.rt.ClearState(host)
 				before := calls.Load()

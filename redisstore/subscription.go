@@ -44,6 +44,10 @@ type subscription struct {
 	// delivery serialises what subscribers hear, from messages and from
 	// catch-ups, so they hear it in order.
 	delivery sync.Mutex
+	// lastNode is the Cluster node subscribed through last; only the keeper
+	// uses it.
+	lastNode string
+
 	// told are the hosts the subscribers were last told are open, with the
 	// end of the opening in Unix ms (0: isolated); requires delivery.
 	told map[string]int64
@@ -51,6 +55,10 @@ type subscription struct {
 
 // keeperTick is how often the keeper checks the subscription.
 const keeperTick = 250 * time.Millisecond
+
+// suspectTopology is how long a Cluster's slot map is reloaded each tick
+// after its subscription went deaf.
+const suspectTopology = 30 * time.Second
 
 // quietWait is how long the subscription may stay silent before it is
 // PINGed, and then how long the PONG may take: a frozen node is noticed
@@ -129,7 +137,15 @@ func (sub *subscription) keep(l *listener) {
 	ticker := time.NewTicker(keeperTick)
 	defer ticker.Stop()
 	lastTry := time.Now()
+	// reloadUntil: after a deaf subscription, a Cluster's topology is in
+	// doubt for a while (a failover takes the node timeout and an election):
+	// its slot map is reloaded each tick until then, so that commands, not
+	// only the subscription, follow the promotion as soon as it happens.
+	var reloadUntil time.Time
 	renew := func() {
+		if l != nil && l.deaf.Load() {
+			reloadUntil = time.Now().Add(suspectTopology)
+		}
 		l.stop()
 		lastTry = time.Now()
 		if l = sub.connect(); l != nil {
@@ -148,6 +164,12 @@ func (sub *subscription) keep(l *listener) {
 			sub.mu.Lock()
 			behind := sub.behind
 			sub.mu.Unlock()
+			sub.store.mu.Lock()
+			troubled := sub.store.troubled
+			sub.store.mu.Unlock()
+			if cluster, ok := sub.store.client.(*redis.ClusterClient); ok && (troubled || time.Now().Before(reloadUntil)) {
+				cluster.ReloadState(context.Background()) // follow a failover as soon as the Cluster shows it
+			}
 			switch {
 			case (l == nil || l.deaf.Load()) && due():
 				renew()
@@ -183,7 +205,7 @@ func (sub *subscription) connect() *listener {
 	s := sub.store
 	ctx, cancel := context.WithTimeout(context.Background(), s.catchUpTimeout())
 	defer cancel()
-	ps := s.client.Subscribe(ctx, s.channel())
+	ps := sub.subscriber().Subscribe(ctx, s.channel())
 	if _, err := ps.ReceiveTimeout(ctx, s.catchUpTimeout()); err != nil {
 		_ = ps.Close()
 		if cluster, ok := s.client.(*redis.ClusterClient); ok {
@@ -195,6 +217,60 @@ func (sub *subscription) connect() *listener {
 	l := &listener{ps: ps, cancel: lcancel, done: make(chan struct{})}
 	go sub.listen(lctx, l)
 	return l
+}
+
+// subscriber is the client to subscribe through. A PUBLISH on a Redis
+// Cluster reaches every node, so on a Cluster any node that answers will
+// do, the one used last only if no other answers: the subscription then
+// follows a failover at once instead of waiting for the slot map, whose
+// reload may itself wait on a frozen node.
+func (sub *subscription) subscriber() interface {
+	Subscribe(ctx context.Context, channels ...string) *redis.PubSub
+} {
+	s := sub.store
+	cluster, ok := s.client.(*redis.ClusterClient)
+	if !ok {
+		return s.client
+	}
+	var mu sync.Mutex
+	var nodes []*redis.Client
+	_ = cluster.ForEachShard(context.Background(), func(_ context.Context, c *redis.Client) error {
+		mu.Lock()
+		nodes = append(nodes, c)
+		mu.Unlock()
+		return nil
+	})
+	answered := make(chan *redis.Client, len(nodes))
+	for _, c := range nodes {
+		go func() { // a frozen node holds its PING past any deadline: nobody waits for it
+			ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+			defer cancel()
+			if c.Ping(ctx).Err() == nil {
+				answered <- c
+			}
+		}()
+	}
+	var fallback *redis.Client
+	timeout := time.After(s.timeout)
+	for range nodes {
+		select {
+		case c := <-answered:
+			if c.Options().Addr != sub.lastNode {
+				sub.lastNode = c.Options().Addr
+				return c
+			}
+			fallback = c
+		case <-timeout:
+			if fallback != nil {
+				return fallback
+			}
+			return s.client
+		}
+	}
+	if fallback != nil {
+		return fallback
+	}
+	return s.client
 }
 
 // listen delivers the subscription's messages until it is stopped or goes
