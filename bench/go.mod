@@ -10,7 +10,7 @@ require (
 	github.com/afex/hystrix-go v0.0.0-20180502004556-fa1af6a1f4f5
 	github.com/failsafe-go/failsafe-go v0.9.8
 	github.com/hashicorp/go-cleanhttp v0.5.2
-	github.com/httpbreaker/httpbreaker v0.0.0-00010101000000-000000000000
+	github.com/httpbreaker/httpbreaker v0.2.0
 	github.com/sony/gobreaker/v2 v2.4.0
 	resty.dev/v3 v3.0.0-rc.4
 )

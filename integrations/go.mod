@@ -2,13 +2,19 @@ module github.com/httpbreaker/httpbreaker/integrations
 
 go 1.26.0
 
-replace github.com/httpbreaker/httpbreaker => ../
+// A test-only module: the interop tests with resty, otelhttp and a real browser. No library
+// requires it; the adapters are modules of their own.
+replace (
+	github.com/httpbreaker/httpbreaker => ../
+	github.com/httpbreaker/httpbreaker/integrations/breakermetrics => ./breakermetrics
+	github.com/httpbreaker/httpbreaker/integrations/retryhttp => ./retryhttp
+)
 
 require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/hashicorp/go-retryablehttp v0.7.8
-	github.com/httpbreaker/httpbreaker v0.0.0-00010101000000-000000000000
-	github.com/prometheus/client_golang v1.25.0
+	github.com/httpbreaker/httpbreaker v0.2.0
+	github.com/httpbreaker/httpbreaker/integrations/retryhttp v0.2.0
 	github.com/stretchr/testify v1.12.1
 	go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp v0.72.0
 	go.opentelemetry.io/otel v1.47.0
@@ -19,7 +25,6 @@ require (
 )
 
 require (
-	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/chromedp/cdproto v0.159.0 // indirect
 	github.com/felixge/httpsnoop v1.1.0 // indirect
@@ -28,16 +33,10 @@ require (
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
-	github.com/kylelemons/godebug v1.1.0 // indirect
-	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
-	github.com/prometheus/client_model v0.6.3 // indirect
-	github.com/prometheus/common v0.72.0 // indirect
-	github.com/prometheus/procfs v0.22.0 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/otel/log v1.47.0 // indirect
 	go.opentelemetry.io/otel/metric v1.47.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/net v0.59.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 )

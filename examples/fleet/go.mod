@@ -8,8 +8,8 @@ replace (
 )
 
 require (
-	github.com/httpbreaker/httpbreaker v0.0.0-00010101000000-000000000000
-	github.com/httpbreaker/httpbreaker/redisstore v0.0.0-00010101000000-000000000000
+	github.com/httpbreaker/httpbreaker v0.2.0
+	github.com/httpbreaker/httpbreaker/redisstore v0.2.0
 	github.com/redis/go-redis/v9 v9.23.0
 )
 
