@@ -1,7 +1,7 @@
 # The README's two commands for a fresh machine: `make demo` and `make test`.
 GO ?= go
 
-.PHONY: demo fleet-demo test test-cluster bench bench-core fuzz fmt
+.PHONY: demo fleet-demo test test-cluster consumer-check bench bench-core fuzz fmt
 
 FUZZ_TARGETS = FuzzNormalizeHost FuzzKeysAgree FuzzRetryAfter FuzzMethods FuzzRoundTrip
 FUZZTIME ?= 60s
@@ -28,6 +28,15 @@ test: ## gofmt, vet (every module) and every test under the race detector
 	cd integrations/breakermetrics && $(GO) test -race -count=1 ./...
 	cd redisstore && $(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory test-cluster
+	@skipped=""; \
+	command -v redis-server >/dev/null || skipped="$$skipped Redis (no redis-server);"; \
+	command -v redis-cli >/dev/null || skipped="$$skipped Redis Cluster (no redis-cli);"; \
+	command -v chromium >/dev/null || skipped="$$skipped status page in a browser (no chromium);"; \
+	if [ -n "$$skipped" ]; then echo "make test: passed; skipped:$$skipped .ci/run installs them"; \
+	else echo "make test: passed, every optional suite included (Redis, Redis Cluster, browser)"; fi
+
+consumer-check: ## every library module built and vetted from outside the repository, with Go 1.24
+	.ci/consumer-check
 
 test-cluster: ## redisstore on a real 3-master Redis Cluster: kill, freeze, fail over (no -race: it measures time)
 	cd redisstore && $(GO) test -count=1 -run 'Cluster' ./...
