@@ -46,8 +46,9 @@ bench: ## httpbreaker against its peers, side by side; writes bench/RESULTS.md
 	cd bench && $(GO) tool benchstat results.txt | tee benchstat.txt
 	cd bench && $(GO) run ./report results.txt benchstat.txt > RESULTS.md
 
-bench-core: ## the root package's hot-path benchmarks: bare, floor and httpbreaker
-	$(GO) test -run '^$$' -bench 'RoundTrip' -benchmem -count 6 .
+bench-core: ## the root package's hot-path benchmarks: bare, floor and httpbreaker, then benchstat
+	$(GO) test -run '^$$' -bench 'RoundTrip' -benchmem -count 6 . > bench-core.txt
+	cd bench && $(GO) tool benchstat ../bench-core.txt
 
 fuzz: ## each fuzz target for $(FUZZTIME); make test runs their seed corpora
 	@for target in $(FUZZ_TARGETS); do \

@@ -51,10 +51,12 @@ func (o Outcome) normal() Outcome {
 // returns the cancellation's cause, errgroup's for one), and unwraps to it.
 type Classifier func(resp *http.Response, err error) Outcome
 
-// DefaultClassifier is the seeds' rule: a call succeeds only if the response
-// status is 200 OK. A transport error is a failure, except when the request's
-// context was canceled, which is the caller's doing and is ignored; a
-// deadline that expired is a failure.
+// DefaultClassifier is the strict rule: a call succeeds only if the
+// response status is 200 OK, so a 201, a redirect or a 404 counts as a
+// failure (use [SuccessStatus] or a classifier of your own for a REST API).
+// A transport error is a failure, except when the request's context was
+// canceled, which is the caller's doing and is ignored; a deadline that
+// expired is a failure.
 func DefaultClassifier(resp *http.Response, err error) Outcome {
 	if err != nil {
 		return classifyError(err)

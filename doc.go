@@ -54,9 +54,9 @@
 //
 // # Failures
 //
-// A [Classifier] decides what a call means. [DefaultClassifier] keeps the
-// seeds' rule — only a 200 succeeds — and treats a transport error as a
-// failure unless the caller canceled the request itself. [SuccessStatus]
+// A [Classifier] decides what a call means. [DefaultClassifier] is strict —
+// only a 200 succeeds — and treats a transport error as a failure unless
+// the caller canceled the request itself. [SuccessStatus]
 // lists the codes that succeed; any func of the Classifier type will do.
 //
 // # Methods

@@ -44,24 +44,25 @@ type Counts struct {
 	Rejected uint64 `json:"rejected"`
 }
 
-// HostStatus describes one host's circuit at one moment.
+// HostStatus describes one host's circuit at one moment. As JSON its
+// fields are snake_case, the state is its name and zero times are left out.
 type HostStatus struct {
 	// Host is the breaker key.
-	Host string
+	Host string `json:"host"`
 	// State is the circuit's state, as State reports it.
-	State State
+	State State `json:"state"`
 	// Isolated is set while the host is isolated by Isolate.
-	Isolated bool
+	Isolated bool `json:"isolated"`
 	// ConsecutiveFailures is the current run of failures while closed.
-	ConsecutiveFailures int
+	ConsecutiveFailures int `json:"consecutive_failures"`
 	// OpenedAt is when the circuit last opened; zero while closed.
-	OpenedAt time.Time
+	OpenedAt time.Time `json:"opened_at,omitzero"`
 	// RetryAt is when an open circuit admits a probe; zero unless open and
 	// not isolated.
-	RetryAt time.Time
+	RetryAt time.Time `json:"retry_at,omitzero"`
 	// Total counts the host's calls since it was first tracked; ClearState
 	// does not reset it.
-	Total Counts
+	Total Counts `json:"total"`
 }
 
 // Isolate opens host's circuit until ClearState: requests are refused with

@@ -1,6 +1,7 @@
 package httpbreaker_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync"
@@ -346,4 +347,31 @@ func TestIsolationOutlastsAClockFarAhead(t *testing.T) {
 	_, err := get(t, rt, host)
 	assert.ErrorIs(t, err, httpbreaker.ErrCircuitOpen)
 	assert.True(t, rt.Status("api.test").Isolated)
+}
+
+// A Snapshot encodes as JSON with one convention — snake_case, states by
+// name, no zero times — and decodes back to what it was.
+func TestSnapshotJSONRoundTrip(t *testing.T) {
+	clock := newClock()
+	rt := newTransport(t, failingHosts("down.test"), httpbreaker.WithClock(clock.Now),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1, ResetTimeout: time.Minute}))
+	_, _ = get(t, rt, "http://up.test/")
+	_, _ = get(t, rt, "http://down.test/")
+	rt.Isolate("cut.test")
+	snap := rt.Snapshot()
+	data, err := json.Marshal(snap)
+	require.NoError(t, err)
+	assert.Contains(t, string(data), `{"host":"down.test","state":"open","isolated":false,"consecutive_failures":0,"opened_at":"2026-11-23T12:00:00Z","retry_at":"2026-11-23T12:01:00Z","total":{"requests":1,`)
+	assert.Contains(t, string(data), `{"host":"up.test","state":"closed","isolated":false,"consecutive_failures":0,"total":`)
+	assert.NotContains(t, string(data), "0001-01-01")
+	var back []httpbreaker.HostStatus
+	require.NoError(t, json.Unmarshal(data, &back))
+	for i := range snap { // times come back without their monotonic reading
+		snap[i].OpenedAt, snap[i].RetryAt = snap[i].OpenedAt.Round(0), snap[i].RetryAt.Round(0)
+	}
+	assert.Equal(t, snap, back)
+	var st httpbreaker.State
+	assert.Error(t, st.UnmarshalText([]byte("ajar")))
+	_, err = httpbreaker.State(7).MarshalText()
+	assert.Error(t, err)
 }

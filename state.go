@@ -1,6 +1,9 @@
 package httpbreaker
 
-import "strconv"
+import (
+	"fmt"
+	"strconv"
+)
 
 // State is the state of one host's circuit.
 type State int
@@ -25,6 +28,26 @@ func (s State) String() string {
 		return "half-open"
 	}
 	return "State(" + strconv.Itoa(int(s)) + ")"
+}
+
+// MarshalText encodes the state as its name, so that JSON and logs read
+// "open" rather than a number.
+func (s State) MarshalText() ([]byte, error) {
+	if s < StateClosed || s > StateHalfOpen {
+		return nil, fmt.Errorf("httpbreaker: cannot encode %v", s)
+	}
+	return []byte(s.String()), nil
+}
+
+// UnmarshalText decodes a state's name.
+func (s *State) UnmarshalText(text []byte) error {
+	for _, st := range []State{StateClosed, StateOpen, StateHalfOpen} {
+		if string(text) == st.String() {
+			*s = st
+			return nil
+		}
+	}
+	return fmt.Errorf("httpbreaker: unknown state %q", text)
 }
 
 // The breaker's state word packs, from the low bits up: the state (2 bits),

@@ -69,7 +69,9 @@ func TestStatusPageInABrowser(t *testing.T) {
 			}
 		}
 	}
-	srv := httptest.NewServer(statuspage.Handler(rt, statuspage.WithControls(), statuspage.WithRefresh(0)))
+	page, err := statuspage.New(rt, statuspage.WithControls(), statuspage.WithRefresh(0))
+	require.NoError(t, err)
+	srv := httptest.NewServer(page)
 	defer srv.Close()
 
 	state := func(host string) string {

@@ -5,11 +5,15 @@
 // a host appear only with [WithControls], work only by POST, and refuse
 // cross-site requests.
 //
-//	mux.Handle("/breakers", statuspage.Handler(rt, statuspage.WithControls()))
+//	page, err := statuspage.New(rt, statuspage.WithControls())
+//	if err != nil { ... }
+//	mux.Handle("/debug/breakers/", http.StripPrefix("/debug/breakers", page))
 package statuspage
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -18,32 +22,71 @@ import (
 	"github.com/httpbreaker/httpbreaker"
 )
 
-// Option configures the handler.
-type Option func(*page)
+// Option configures the page. An option given a value it cannot use makes
+// New return an error naming it.
+type Option func(*page) error
 
 // WithControls shows buttons to isolate and clear each host and accepts
 // them by POST, for hosts the Transport tracks only (404 otherwise), so
 // that a form cannot fill it with isolations. Put the page behind your own
 // authentication first: anyone who reaches it can then cut off a host.
-func WithControls() Option { return func(p *page) { p.controls = true } }
+func WithControls() Option { return func(p *page) error { p.controls = true; return nil } }
 
-// WithRefresh sets how often the page reloads itself; 5s by default, 0 to
-// never.
-func WithRefresh(d time.Duration) Option { return func(p *page) { p.refresh = d } }
+// WithRefresh sets how often the page reloads itself: 5s by default, 0 to
+// never, else at least a second (the page refreshes in whole seconds).
+func WithRefresh(d time.Duration) Option {
+	return func(p *page) error {
+		if d != 0 && d < time.Second {
+			return fmt.Errorf("statuspage: WithRefresh(%v): want 0 (never) or at least 1s", d)
+		}
+		p.refresh = d
+		return nil
+	}
+}
 
 // WithClock sets the clock that "retry in" is measured with; give it the
 // Transport's. time.Now by default.
-func WithClock(now func() time.Time) Option { return func(p *page) { p.now = now } }
+func WithClock(now func() time.Time) Option {
+	return func(p *page) error {
+		if now == nil {
+			return errors.New("statuspage: WithClock(nil)")
+		}
+		p.now = now
+		return nil
+	}
+}
 
-// Handler serves t's status page.
-func Handler(t *httpbreaker.Transport, opts ...Option) http.Handler {
+// New returns t's status page, or an error naming an option it cannot use
+// (a nil one included).
+func New(t *httpbreaker.Transport, opts ...Option) (http.Handler, error) {
+	if t == nil {
+		return nil, errors.New("statuspage: New(nil Transport)")
+	}
 	p := &page{t: t, refresh: 5 * time.Second, now: time.Now}
-	for _, opt := range opts {
-		if opt != nil {
-			opt(p)
+	for i, opt := range opts {
+		if opt == nil {
+			return nil, fmt.Errorf("statuspage: option %d of New is nil", i)
+		}
+		if err := opt(p); err != nil {
+			return nil, err
 		}
 	}
-	return p
+	return p, nil
+}
+
+// Handler is New for options known to be good. Should one be bad, the
+// handler answers every request with 500 and the error, rather than serve
+// a page configured otherwise than asked.
+//
+// Deprecated: use New, which reports a bad option when the page is made.
+func Handler(t *httpbreaker.Transport, opts ...Option) http.Handler {
+	h, err := New(t, opts...)
+	if err != nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		})
+	}
+	return h
 }
 
 type page struct {
@@ -139,7 +182,11 @@ func (p *page) act(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "statuspage: action must be isolate or clear", http.StatusBadRequest)
 		return
 	}
-	http.Redirect(w, r, r.URL.Path, http.StatusSeeOther)
+	back := r.RequestURI // the path the browser used: under http.StripPrefix, r.URL.Path is not it
+	if back == "" || !strings.HasPrefix(back, "/") {
+		back = r.URL.Path
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
 // sameOrigin accepts a request that browsers mark as same-origin (or as

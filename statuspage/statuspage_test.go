@@ -75,7 +75,7 @@ func get(t *testing.T, h http.Handler, accept string) *httptest.ResponseRecorder
 
 func TestHTMLPage(t *testing.T) {
 	rt, clk := fixture(t)
-	rec := get(t, statuspage.Handler(rt, statuspage.WithClock(clk.Now)), "text/html")
+	rec := get(t, mustNew(t, rt, statuspage.WithClock(clk.Now)), "text/html")
 	require.Equal(t, http.StatusOK, rec.Code)
 	body := rec.Body.String()
 	assert.Equal(t, "text/html; charset=utf-8", rec.Header().Get("Content-Type"))
@@ -91,7 +91,7 @@ func TestHTMLPage(t *testing.T) {
 
 func TestJSON(t *testing.T) {
 	rt, clk := fixture(t)
-	rec := get(t, statuspage.Handler(rt, statuspage.WithClock(clk.Now)), "application/json")
+	rec := get(t, mustNew(t, rt, statuspage.WithClock(clk.Now)), "application/json")
 	require.Equal(t, "application/json", rec.Header().Get("Content-Type"))
 	var got struct {
 		Hosts []struct {
@@ -134,11 +134,11 @@ func TestControls(t *testing.T) {
 	rt, _ := fixture(t)
 	isolate := url.Values{"host": {"up.test"}, "action": {"isolate"}}
 
-	off := statuspage.Handler(rt)
+	off := mustNew(t, rt)
 	assert.Equal(t, http.StatusMethodNotAllowed, post(off, isolate).Code, "controls are off by default")
 	assert.True(t, rt.IsClosed("up.test"))
 
-	on := statuspage.Handler(rt, statuspage.WithControls())
+	on := mustNew(t, rt, statuspage.WithControls())
 	assert.Contains(t, get(t, on, "").Body.String(), `<button class="isolate"`)
 	for _, cross := range [][]string{
 		{"Sec-Fetch-Site", "cross-site"},
@@ -171,4 +171,57 @@ func TestControls(t *testing.T) {
 	rec = httptest.NewRecorder()
 	on.ServeHTTP(rec, req)
 	assert.Equal(t, http.StatusMethodNotAllowed, rec.Code)
+}
+
+// mustNew makes a page or fails the test.
+func mustNew(t *testing.T, rt *httpbreaker.Transport, opts ...statuspage.Option) http.Handler {
+	t.Helper()
+	h, err := statuspage.New(rt, opts...)
+	require.NoError(t, err)
+	return h
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	rt, _ := fixture(t)
+	for name, opt := range map[string]statuspage.Option{
+		"nil": nil, "refresh below a second": statuspage.WithRefresh(500 * time.Millisecond),
+		"negative refresh": statuspage.WithRefresh(-time.Second), "nil clock": statuspage.WithClock(nil),
+	} {
+		_, err := statuspage.New(rt, opt)
+		assert.Error(t, err, name)
+		rec := get(t, statuspage.Handler(rt, opt), "text/html")
+		assert.Equal(t, http.StatusInternalServerError, rec.Code, "the deprecated Handler says so on every request: %s", name)
+	}
+	_, err := statuspage.New(rt, statuspage.WithRefresh(0))
+	assert.NoError(t, err, "0: never")
+}
+
+// Mounted under a prefix, the controls bring the browser back to the page.
+func TestControlsUnderStripPrefix(t *testing.T) {
+	rt, _ := fixture(t)
+	mux := http.NewServeMux()
+	mux.Handle("/debug/breakers/", http.StripPrefix("/debug/breakers", mustNew(t, rt, statuspage.WithControls())))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.PostForm(srv.URL+"/debug/breakers/", url.Values{"host": {"up.test"}, "action": {"isolate"}})
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	assert.Equal(t, "/debug/breakers/", resp.Header.Get("Location"))
+	assert.True(t, rt.Status("up.test").Isolated)
+}
+
+// An open host shows no run of failures (its count restarts at closing), and
+// an isolated one offers Clear but not Isolate.
+func TestRowsSayWhatTheyCan(t *testing.T) {
+	rt, _ := fixture(t)
+	rt.Isolate("up.test")
+	rec := get(t, mustNew(t, rt, statuspage.WithControls()), "text/html")
+	body := rec.Body.String()
+	row := body[strings.Index(body, `<td class="host">up.test</td>`):]
+	row = row[:strings.Index(row, "</tr>")]
+	assert.Contains(t, row, "&mdash;")
+	assert.NotContains(t, row, `value="isolate"`)
+	assert.Contains(t, row, `value="clear"`)
 }

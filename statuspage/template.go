@@ -39,7 +39,7 @@ th, .state, td.controls { white-space: nowrap; }
 {{range .Hosts}}<tr data-host="{{.Host}}">
 <td class="host">{{.Host}}</td>
 <td><span class="state {{.State}}">{{.State}}{{if .Isolated}} (isolated){{end}}</span></td>
-<td class="num">{{.ConsecutiveFailures}}</td>
+<td class="num">{{if eq .State "closed"}}{{.ConsecutiveFailures}}{{else}}&mdash;{{end}}</td>
 <td class="num">{{.Total.Requests}}</td>
 <td class="num">{{.Total.Successes}}</td>
 <td class="num">{{.Total.Failures}}</td>
@@ -47,7 +47,7 @@ th, .state, td.controls { white-space: nowrap; }
 <td class="num">{{.Total.Rejected}}</td>
 <td class="num retry">{{seconds .RetryInSeconds}}</td>
 {{if $.Controls}}<td class="controls">
-<form method="post"><input type="hidden" name="host" value="{{.Host}}"><input type="hidden" name="action" value="isolate"><button class="isolate" type="submit">Isolate</button></form>
+{{if not .Isolated}}<form method="post"><input type="hidden" name="host" value="{{.Host}}"><input type="hidden" name="action" value="isolate"><button class="isolate" type="submit">Isolate</button></form>{{end}}
 <form method="post"><input type="hidden" name="host" value="{{.Host}}"><input type="hidden" name="action" value="clear"><button class="clear" type="submit">Clear</button></form>
 </td>{{end}}
 </tr>

@@ -1,4 +1,4 @@
-// Command menu is the seed's restaurant: a website fetches its menu from a
+// Command menu is a restaurant's website: it fetches its menu from a
 // kitchen service through an http.Client wrapped by httpbreaker. When the
 // kitchen's database goes down, httpbreaker's stale-if-error cache answers
 // with the last good menu, marked stale; once the circuit opens it does so

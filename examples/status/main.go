@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -83,7 +84,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	page := &http.Server{Handler: statuspage.Handler(rt, statuspage.WithControls(), statuspage.WithRefresh(time.Second))}
+	page := &http.Server{Handler: mustPage(rt)}
 	go func() { _ = page.Serve(ln) }()
 	defer page.Close()
 	fmt.Printf("status page: http://%s/  (JSON: curl -H 'Accept: application/json' http://%s/)\n", ln.Addr(), ln.Addr())
@@ -104,4 +105,13 @@ func run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// mustPage is the status page with its controls, refreshing every second.
+func mustPage(rt *httpbreaker.Transport) http.Handler {
+	page, err := statuspage.New(rt, statuspage.WithControls(), statuspage.WithRefresh(time.Second))
+	if err != nil {
+		log.Fatal(err)
+	}
+	return page
 }

@@ -1,6 +1,6 @@
 // Package retryhttp fits httpbreaker under a go-retryablehttp client: a
-// retry layer belongs above the breaker (the seed's _empty_response used for
-// retries), and it must not hammer a circuit the breaker has opened.
+// retry layer belongs above the breaker, and it must not hammer a circuit the
+// breaker has opened.
 //
 //	rt, _ := httpbreaker.New(nil)
 //	client := retryablehttp.NewClient()
