@@ -1,0 +1,165 @@
+package integrations_test
+
+import (
+	"errors"
+	"log"
+	"log/slog"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"resty.dev/v3"
+
+	"github.com/httpbreaker/httpbreaker"
+	"github.com/httpbreaker/httpbreaker/integrations/breakermetrics"
+	"github.com/httpbreaker/httpbreaker/integrations/retryhttp"
+	"github.com/httpbreaker/httpbreaker/redisstore"
+)
+
+// The funcs below hold the README's Go snippets, verbatim, so that the
+// compiler checks them; TestREADMESnippetsAreCompiled fails when a snippet
+// in the README is not here.
+
+func readmeUsage() error {
+	rt, err := httpbreaker.New(nil) // nil: a pooled transport of its own (go-cleanhttp)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Transport: rt, Timeout: 10 * time.Second}
+
+	resp, err := client.Get("https://api.example.com/menu")
+	if errors.Is(err, httpbreaker.ErrCircuitOpen) {
+		return serveSomethingElse() // refused without calling api.example.com
+	}
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return nil
+}
+
+func serveSomethingElse() error { return nil }
+
+func readmePolicies() []httpbreaker.Policy {
+	// trip at 50% failures over 30s once 20 calls were seen (or after 5 failures in a row)
+	rate := httpbreaker.Policy{Window: 30 * time.Second, MinimumRequests: 20, FailureRatio: 0.5}
+
+	// a call slower than 2s is as bad as an error
+	slow := httpbreaker.Policy{SlowCall: 2 * time.Second}
+
+	// back off a host that stays down: 30s, 1m, 2m, 4m, then every 5m
+	backoff := httpbreaker.Policy{ResetTimeout: 30 * time.Second, MaxResetTimeout: 5 * time.Minute}
+
+	// honour Retry-After up to 5 minutes
+	retryAfter := httpbreaker.Policy{MaxRetryAfter: 5 * time.Minute}
+	return []httpbreaker.Policy{rate, slow, backoff, retryAfter}
+}
+
+func readmeClassifiers() []httpbreaker.Option {
+	// 200, 204 and 304 succeed, every other status fails
+	codes := httpbreaker.WithClassifier(httpbreaker.SuccessStatus(200, 204, 304))
+
+	// only the host's own trouble counts: 5xx, 429 and 408 fail, a 404 is the caller's problem
+	hostTrouble := httpbreaker.WithClassifier(func(resp *http.Response, err error) httpbreaker.Outcome {
+		if err != nil {
+			return httpbreaker.DefaultClassifier(nil, err)
+		}
+		switch code := resp.StatusCode; {
+		case code >= 500, code == 429, code == 408:
+			return httpbreaker.Failure
+		}
+		return httpbreaker.Success
+	})
+	return []httpbreaker.Option{codes, hostTrouble}
+}
+
+func readmeManyHosts() {
+	rt, _ := httpbreaker.New(nil, httpbreaker.WithMaxHosts(50_000))
+	rt.Isolate("partner.example.com") // maintenance window: send nothing
+	for _, h := range rt.Snapshot() {
+		if h.State != httpbreaker.StateClosed {
+			log.Printf("%s %s since %s (%d failures, %d refused)", h.Host, h.State, h.OpenedAt, h.Total.Failures, h.Total.Rejected)
+		}
+	}
+}
+
+func readmeFleet() error {
+	store, err := redisstore.New(redis.NewClient(&redis.Options{Addr: "localhost:6379"}))
+	if err != nil {
+		return err
+	}
+	defer store.Close() // after the Transports; the Redis client is yours to close
+	rt, err := httpbreaker.New(nil, httpbreaker.WithStore(store))
+	if err != nil {
+		return err
+	}
+	defer rt.Close() // unsubscribes from the Store; rt still works on its own
+	return nil
+}
+
+func readmeLogging() *httpbreaker.Transport {
+	rt, _ := httpbreaker.New(nil, httpbreaker.WithOnTransition(httpbreaker.LogStateChanges(slog.Default())))
+	return rt
+}
+
+func readmePrometheus(rt *httpbreaker.Transport) {
+	prometheus.MustRegister(breakermetrics.New(rt))
+}
+
+func readmeRetryablehttp(rt *httpbreaker.Transport) *retryablehttp.Client {
+	client := retryablehttp.NewClient()
+	client.HTTPClient.Transport = rt // an *httpbreaker.Transport
+	client.CheckRetry = retryhttp.CheckRetry
+	return client
+}
+
+func readmeResty(rt *httpbreaker.Transport) *resty.Client {
+	client := resty.New().SetTransport(rt).SetRetryCount(3)
+	return client
+}
+
+func readmeOtel(rt *httpbreaker.Transport) *http.Client {
+	client := &http.Client{Transport: otelhttp.NewTransport(rt)}
+	return client
+}
+
+var _ = []any{readmeUsage, readmePolicies, readmeClassifiers, readmeManyHosts, readmeFleet, readmeLogging,
+	readmePrometheus, readmeRetryablehttp, readmeResty, readmeOtel}
+
+func TestREADMESnippetsAreCompiled(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.ReadFile("readme_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	compiled := unindent(string(self))
+	blocks := regexp.MustCompile("(?s)```go\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
+	if len(blocks) == 0 {
+		t.Fatal("no Go snippet found in the README")
+	}
+	for _, b := range blocks {
+		if !strings.Contains(compiled, unindent(b[1])) {
+			t.Errorf("this README snippet is not in readme_test.go, so nothing compiles it:\n%s", b[1])
+		}
+	}
+}
+
+// unindent drops each line's leading tabs and spaces and the blank lines'
+// content, so a snippet matches its copy one block deeper.
+func unindent(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimLeft(l, " \t")
+	}
+	return strings.Join(lines, "\n")
+}
