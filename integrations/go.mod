@@ -15,7 +15,7 @@ require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/hashicorp/go-retryablehttp v0.7.8
 	github.com/httpbreaker/httpbreaker v0.2.0
-	github.com/httpbreaker/httpbreaker/integrations/breakermetrics v0.0.0-00010101000000-000000000000
+	github.com/httpbreaker/httpbreaker/integrations/breakermetrics v0.2.0
 	github.com/httpbreaker/httpbreaker/integrations/retryhttp v0.2.0
 	github.com/httpbreaker/httpbreaker/redisstore v0.2.0
 	github.com/prometheus/client_golang v1.25.0
