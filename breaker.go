@@ -3,6 +3,7 @@ package httpbreaker
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // breaker is one host's state machine: closed, open, half-open.
@@ -18,7 +19,7 @@ type breaker struct {
 	// room: requests then look for a new one, and this one falls silent
 	// (its transitions reach no listener, no count and no Store).
 	forgotten atomic.Bool
-	// retryAt is, while open, the clock offset (settings.offset) at which a
+	// retryAt is, while open, the clock offset (shared.offset) at which a
 	// probe may be admitted.
 	retryAt atomic.Int64
 	// refusal is what a refused call returns in the current open or
@@ -72,7 +73,7 @@ const never = 1<<63 - 1
 // outgrows any Duration, so the open time has long reached its cap.
 const maxReopens = 62
 
-func newBreaker(host string, s *settings) *breaker {
+func newBreaker(host string, s *shared) *breaker {
 	b := &breaker{host: host}
 	if s.policy.Window > 0 {
 		b.window = new(rateWindow)
@@ -88,7 +89,7 @@ func (b *breaker) cas(old, new word) bool {
 
 // admit lets a call through, with its ticket, or refuses it. Only a circuit
 // that is not closed reads the clock.
-func (b *breaker) admit(s *settings) (ticket, *OpenError) {
+func (b *breaker) admit(s *shared) (ticket, *OpenError) {
 	w := b.load()
 	if w.state() == StateClosed {
 		tk := ticket{gen: w.gen()}
@@ -100,7 +101,7 @@ func (b *breaker) admit(s *settings) (ticket, *OpenError) {
 	return b.admitSlow(s, w)
 }
 
-func (b *breaker) admitSlow(s *settings, w word) (ticket, *OpenError) {
+func (b *breaker) admitSlow(s *shared, w word) (ticket, *OpenError) {
 	now := s.clock()
 	if w.state() == StateOpen && now < b.retryAt.Load() {
 		return ticket{}, b.refusal.Load()
@@ -125,7 +126,7 @@ func (b *breaker) admitSlow(s *settings, w word) (ticket, *OpenError) {
 // reportPlain counts the outcome (Success, Failure or Ignore) of an
 // admitted call for a policy with no timed rule: the default path, kept
 // free of clock reads and verdicts.
-func (b *breaker) reportPlain(s *settings, tk ticket, o Outcome) {
+func (b *breaker) reportPlain(s *shared, tk ticket, o Outcome) {
 	b.counts.count(o)
 	switch {
 	case tk.probe:
@@ -139,7 +140,7 @@ func (b *breaker) reportPlain(s *settings, tk ticket, o Outcome) {
 
 // report counts the verdict on an admitted call, applying every rule of the
 // policy. A result from an earlier generation is dropped.
-func (b *breaker) report(s *settings, tk ticket, v verdict) {
+func (b *breaker) report(s *shared, tk ticket, v verdict) {
 	b.counts.count(v.outcome)
 	switch {
 	case tk.probe:
@@ -168,7 +169,7 @@ func (b *breaker) forgetFailures(tk ticket) {
 
 // countFailure adds a failure to the consecutive count, tripping the
 // circuit when it reaches the threshold.
-func (b *breaker) countFailure(s *settings, tk ticket, v verdict) {
+func (b *breaker) countFailure(s *shared, tk ticket, v verdict) {
 	for {
 		w := b.load()
 		if w.gen() != tk.gen {
@@ -188,7 +189,7 @@ func (b *breaker) countFailure(s *settings, tk ticket, v verdict) {
 // rateTrips records a success or failure in the rate window and reports
 // whether the window's failure ratio now opens the circuit. While no
 // failure is in the window, a success costs one bucket update.
-func (b *breaker) rateTrips(s *settings, tk ticket, v verdict) bool {
+func (b *breaker) rateTrips(s *shared, tk ticket, v verdict) bool {
 	if b.window == nil || b.load().gen() != tk.gen {
 		return false
 	}
@@ -201,7 +202,7 @@ func (b *breaker) rateTrips(s *settings, tk ticket, v verdict) bool {
 // unless the count changed or the generation moved on meanwhile, and
 // reports whether it opened it. force opens it whatever the count: the rate
 // window, a Retry-After or the fleet asked.
-func (b *breaker) trip(s *settings, gen uint32, v verdict, force bool) (opened bool) {
+func (b *breaker) trip(s *shared, gen uint32, v verdict, force bool) (opened bool) {
 	if !v.timed {
 		v.at, v.timed = s.clock(), true
 	}
@@ -226,7 +227,7 @@ func (b *breaker) trip(s *settings, gen uint32, v verdict, force bool) (opened b
 	return opened
 }
 
-func (b *breaker) reportProbe(s *settings, tk ticket, v verdict) {
+func (b *breaker) reportProbe(s *shared, tk ticket, v verdict) {
 	if !v.timed && (v.outcome == Failure || len(s.listeners) > 0) { // listeners hear when
 		v.at, v.timed = s.clock(), true
 	}
@@ -252,7 +253,7 @@ func (b *breaker) reportProbe(s *settings, tk ticket, v verdict) {
 
 // current returns the state, turning an open circuit half-open if its time
 // has come (so listeners hear of it).
-func (b *breaker) current(s *settings) State {
+func (b *breaker) current(s *shared) State {
 	w := b.load()
 	if w.state() != StateOpen {
 		return w.state()
@@ -270,7 +271,7 @@ func (b *breaker) current(s *settings) State {
 // clear closes the circuit, ends an isolation and forgets its counts, and
 // reports whether it was isolated. The caller holds the registry's mu (the
 // isolated flag changes) and delivers the transition with flush.
-func (b *breaker) clear(s *settings) (wasIsolated bool) {
+func (b *breaker) clear(s *shared) (wasIsolated bool) {
 	now := s.clock()
 	b.mu.Lock()
 	wasIsolated, b.isolated = b.isolated, false
@@ -284,7 +285,7 @@ func (b *breaker) clear(s *settings) (wasIsolated bool) {
 
 // isolate opens the circuit until clear: no probe is ever admitted. The
 // caller holds the registry's mu and delivers the transition with flush.
-func (b *breaker) isolate(s *settings) (wasIsolated bool) {
+func (b *breaker) isolate(s *shared) (wasIsolated bool) {
 	now := s.clock()
 	b.mu.Lock()
 	wasIsolated, b.isolated = b.isolated, true
@@ -296,41 +297,9 @@ func (b *breaker) isolate(s *settings) (wasIsolated bool) {
 
 // flush delivers the transitions queued while the caller held locks that
 // listeners must not run under.
-func (b *breaker) flush(s *settings) {
+func (b *breaker) flush(s *shared) {
 	b.mu.Lock()
 	b.unlockAndNotify(s)
-}
-
-// adoptOpen opens the circuit until until, as the fleet says, unless it
-// already is open until then or later, or isolated.
-func (b *breaker) adoptOpen(s *settings, until int64) {
-	now := s.clock()
-	b.mu.Lock()
-	for {
-		w := b.load()
-		if b.isolated || w.state() == StateOpen && b.retryAt.Load() >= until ||
-			b.transition(s, w, StateOpen, now, until) {
-			break
-		}
-	}
-	b.unlockAndNotify(s)
-}
-
-// adoptClose closes the circuit, as the fleet says, unless it is closed,
-// and reports whether it was isolated. The caller holds the registry's mu
-// and delivers the transition with flush.
-func (b *breaker) adoptClose(s *settings) (wasIsolated bool) {
-	now := s.clock()
-	b.mu.Lock()
-	wasIsolated, b.isolated = b.isolated, false
-	for {
-		w := b.load()
-		if w.state() == StateClosed || b.transition(s, w, StateClosed, now, 0) {
-			break
-		}
-	}
-	b.mu.Unlock()
-	return wasIsolated
 }
 
 // giveBackProbe frees a probe slot whose call was never sent.
@@ -343,7 +312,7 @@ func (b *breaker) giveBackProbe() {
 // status describes the breaker, consistently: state and counts of one
 // moment. An open circuit whose time has come turns half-open first, as for
 // State.
-func (b *breaker) status(s *settings) HostStatus {
+func (b *breaker) status(s *shared) HostStatus {
 	b.current(s)
 	b.mu.Lock()
 	w := b.load()
@@ -363,7 +332,7 @@ func (b *breaker) status(s *settings) HostStatus {
 
 // advance turns an open circuit half-open once its retry time has come and
 // returns the current word. Requires b.mu held.
-func (b *breaker) advance(s *settings, now int64) word {
+func (b *breaker) advance(s *shared, now int64) word {
 	w := b.load()
 	if w.state() == StateOpen && !b.isolated && now >= b.retryAt.Load() {
 		b.transition(s, w, StateHalfOpen, now, 0)
@@ -382,7 +351,7 @@ func (b *breaker) advance(s *settings, now int64) word {
 // the state is still closed (only the closed path updates the word without
 // mu), and a closed circuit reads neither; the caller's retry writes them
 // again.
-func (b *breaker) transition(s *settings, w word, to State, now, until int64) bool {
+func (b *breaker) transition(s *shared, w word, to State, now, until int64) bool {
 	now = max(now, b.lastAt) // the clock was read before mu: keep order
 	switch to {
 	case StateOpen:
@@ -436,4 +405,79 @@ func (b *breaker) forget(wasClosed bool) bool {
 	}
 	b.forgotten.Store(true)
 	return true
+}
+
+// ticket is what an admitted call carries to its report: the generation it
+// was admitted in, whether it holds a probe slot, and when it was admitted
+// (a clock offset, read only for the slow-call rule).
+type ticket struct {
+	gen   uint32
+	probe bool
+	start int64
+}
+
+// shared is what every breaker of a Transport has in common: the policy,
+// the clock, the listeners and the transition counts. It lives once in the
+// Transport and is passed to each breaker call rather than held by every
+// breaker, which keeps a tracked host to a few dozen bytes.
+type shared struct {
+	policy    Policy // with defaults applied
+	now       func() time.Time
+	epoch     time.Time // offsets are measured from here
+	listeners []func(Transition)
+	// transitions counts every state change of every host, by from and to.
+	transitions [3][3]atomic.Uint64
+	// timed is set when the policy reads the clock on every call.
+	timed bool
+	// plain is set when the policy has no timed rule and ignores
+	// Retry-After: results then take reportPlain.
+	plain bool
+}
+
+// offset turns an instant into the int64 the breakers work with: time
+// since the Transport was made. Using Sub keeps the monotonic clock reading
+// of real instants.
+func (s *shared) offset(t time.Time) int64 { return int64(t.Sub(s.epoch)) }
+
+// clock reads the clock, as an offset.
+func (s *shared) clock() int64 { return s.offset(s.now()) }
+
+// instant turns an offset back into a time.
+func (s *shared) instant(off int64) time.Time { return s.epoch.Add(time.Duration(off)) }
+
+// later returns off + d, saturating instead of overflowing.
+func later(off int64, d time.Duration) int64 {
+	if sum := off + int64(d); sum >= off {
+		return sum
+	}
+	return never
+}
+
+// counters are a host's totals. Requests is not stored: each call that
+// reached the base ends as exactly one of the other three, so it is their
+// sum, and a snapshot is consistent in itself.
+type counters struct {
+	successes, failures, ignored, rejected atomic.Uint64
+}
+
+func (c *counters) count(o Outcome) {
+	switch o {
+	case Success:
+		c.successes.Add(1)
+	case Ignore:
+		c.ignored.Add(1)
+	default:
+		c.failures.Add(1)
+	}
+}
+
+func (c *counters) snapshot() Counts {
+	n := Counts{
+		Successes: c.successes.Load(),
+		Failures:  c.failures.Load(),
+		Ignored:   c.ignored.Load(),
+		Rejected:  c.rejected.Load(),
+	}
+	n.Requests = n.Successes + n.Failures + n.Ignored
+	return n
 }

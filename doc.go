@@ -70,6 +70,19 @@
 // [errors.Is] against [ErrCircuitOpen] or [ErrInvalidMethod], and use
 // [errors.As] to read the [*OpenError]'s host and retry time.
 //
+// # Companion packages
+//
+//   - statuspage: an HTML and JSON page of every host, with isolate and clear
+//     controls.
+//   - github.com/httpbreaker/httpbreaker/redisstore: a [Store] over Redis, one
+//     breaker per host for a whole fleet (a module of its own).
+//   - github.com/httpbreaker/httpbreaker/integrations/retryhttp: a CheckRetry
+//     for go-retryablehttp that stops at a refusal (a module of its own).
+//   - github.com/httpbreaker/httpbreaker/integrations/breakermetrics: a
+//     Prometheus collector (a module of its own).
+//   - bench: side-by-side benchmarks against gobreaker, failsafe-go, resty and
+//     hystrix-go (a module of its own, never imported).
+//
 // # Concurrency and cost
 //
 // A Transport is safe for simultaneous use. It starts no goroutine and no

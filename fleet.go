@@ -2,7 +2,6 @@ package httpbreaker
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -55,20 +54,6 @@ type FleetEvent struct {
 	Open bool
 	// Until is when an opening ends; zero for an isolation.
 	Until time.Time
-}
-
-// WithStore shares the Transport's circuits through s. The Transport
-// subscribes to s when made and unsubscribes when closed
-// ([Transport.Close]); closing s is the caller's business, after the
-// Transports that use it.
-func WithStore(s Store) Option {
-	return func(c *config) error {
-		if s == nil {
-			return errors.New("httpbreaker: WithStore(nil)")
-		}
-		c.store = s
-		return nil
-	}
 }
 
 // storeTimeout bounds what the Transport waits for its Store; a Store
@@ -169,24 +154,33 @@ func (t *Transport) announceOpen(req *http.Request, b *breaker) {
 }
 
 // fleetProbe asks the Store for a probe lease, waiting no longer than the
-// caller does. It returns release, to call when the probe is done, and
-// false if the fleet's probes are all taken. If the Store fails, the local
-// breaker decides alone.
-func (t *Transport) fleetProbe(req *http.Request, b *breaker) (release func(), ok bool) {
+// caller does; ok is false if the fleet's probes are all taken. If the
+// Store fails, the local breaker decides alone. err is the caller's, if it
+// gave up meanwhile: a probe sent now would fail on its own deadline and
+// reopen the circuit of a host that may be healthy. done, to call when the
+// probe is over, tells the fleet how it ended and gives the lease back.
+func (t *Transport) fleetProbe(req *http.Request, b *breaker, tk ticket) (done func(), ok bool, err error) {
 	ctx, cancel := context.WithTimeout(req.Context(), storeTimeout)
-	lease, ok, err := t.fleet.store.AcquireProbe(ctx, b.host, t.s.policy.HalfOpenMaxRequests)
+	lease, ok, storeErr := t.fleet.store.AcquireProbe(ctx, b.host, t.s.policy.HalfOpenMaxRequests)
 	cancel()
-	if err != nil {
-		return func() {}, true
+	if storeErr == nil && !ok {
+		return nil, false, nil
 	}
-	if !ok {
-		return nil, false
+	release := func() {
+		if storeErr == nil {
+			ctx, cancel := storeContext(req)
+			defer cancel()
+			_ = t.fleet.store.ReleaseProbe(ctx, b.host, lease)
+		}
+	}
+	if req.Context().Err() != nil {
+		release()
+		return nil, true, context.Cause(req.Context())
 	}
 	return func() {
-		ctx, cancel := storeContext(req)
-		defer cancel()
-		_ = t.fleet.store.ReleaseProbe(ctx, b.host, lease)
-	}, true
+		t.announceProbe(req, b, tk)
+		release()
+	}, true, nil
 }
 
 // announceProbe tells the fleet how a probe ended: closed or reopened.
@@ -203,4 +197,36 @@ func (t *Transport) announceProbe(req *http.Request, b *breaker, tk ticket) {
 	case StateOpen:
 		t.announceOpen(req, b)
 	}
+}
+
+// adoptOpen opens the circuit until until, as the fleet says, unless it
+// already is open until then or later, or isolated.
+func (b *breaker) adoptOpen(s *shared, until int64) {
+	now := s.clock()
+	b.mu.Lock()
+	for {
+		w := b.load()
+		if b.isolated || w.state() == StateOpen && b.retryAt.Load() >= until ||
+			b.transition(s, w, StateOpen, now, until) {
+			break
+		}
+	}
+	b.unlockAndNotify(s)
+}
+
+// adoptClose closes the circuit, as the fleet says, unless it is closed,
+// and reports whether it was isolated. The caller holds the registry's mu
+// and delivers the transition with flush.
+func (b *breaker) adoptClose(s *shared) (wasIsolated bool) {
+	now := s.clock()
+	b.mu.Lock()
+	wasIsolated, b.isolated = b.isolated, false
+	for {
+		w := b.load()
+		if w.state() == StateClosed || b.transition(s, w, StateClosed, now, 0) {
+			break
+		}
+	}
+	b.mu.Unlock()
+	return wasIsolated
 }

@@ -1,34 +1,10 @@
 package httpbreaker
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 	"time"
 )
-
-// DefaultMaxHosts is how many hosts a Transport tracks at once unless
-// [WithMaxHosts] says otherwise.
-const DefaultMaxHosts = 10000
-
-// WithMaxHosts bounds the hosts tracked at once, 10000 by default, so a
-// Transport that sees hosts from user input (a crawler, a webhook sender)
-// cannot grow without bound. At capacity a new host makes room by forgetting
-// a batch of n/64 hosts (at least one): the least recently used closed hosts
-// of a sample, open and half-open ones only when no closed host is left,
-// isolated ones never. A forgotten host that returns starts closed with
-// fresh counts. Isolated hosts are kept beyond n (see [Transport.Isolate]).
-// Admitting a new host at the bound costs O(1) amortised. n < 1 makes New
-// fail.
-func WithMaxHosts(n int) Option {
-	return func(c *config) error {
-		if n < 1 {
-			return fmt.Errorf("httpbreaker: WithMaxHosts(%d): want at least 1", n)
-		}
-		c.maxHosts = n
-		return nil
-	}
-}
 
 // Counts are a host's totals since it was first tracked.
 type Counts struct {
@@ -110,4 +86,99 @@ func (t *Transport) Snapshot() []HostStatus {
 	}
 	slices.SortFunc(list, func(a, b HostStatus) int { return strings.Compare(a.Host, b.Host) })
 	return list
+}
+
+// State returns the state of host's circuit. host may be a host, a host:port
+// or an absolute URL, normalised like a request's host (a bare host:port
+// with port 80 or 443 also finds the breaker of the host without it). A host
+// never seen is closed; looking does not track it.
+func (t *Transport) State(host string) State {
+	if b := t.find(host); b != nil {
+		return b.current(&t.s)
+	}
+	return StateClosed
+}
+
+// IsOpen reports whether host's circuit is open: requests are refused.
+func (t *Transport) IsOpen(host string) bool { return t.State(host) == StateOpen }
+
+// IsHalfOpen reports whether host's circuit is half-open: probes may pass.
+func (t *Transport) IsHalfOpen(host string) bool { return t.State(host) == StateHalfOpen }
+
+// IsClosed reports whether host's circuit is closed: requests pass.
+func (t *Transport) IsClosed(host string) bool { return t.State(host) == StateClosed }
+
+// ClearState forces host's circuit closed and resets its counts; results of
+// calls admitted before are then dropped. Listeners hear of the transition
+// if the circuit was not closed. With a Store it closes the fleet's circuit
+// too, whether or not this Transport tracks the host.
+func (t *Transport) ClearState(host string) {
+	if b := t.find(host); b != nil {
+		t.hosts.clear(b, &t.s, false)
+	}
+	if t.fleet != nil {
+		if key := t.controlKey(host); key != "" {
+			ctx, cancel := storeContext(nil)
+			defer cancel()
+			_ = t.fleet.store.Reset(ctx, key)
+		}
+	}
+}
+
+// find returns the breaker a host argument names, or nil. An absolute URL
+// names exactly the circuit a request to it would use; a bare host:80 or
+// host:443 names the circuit of the host without the port when only that
+// one is tracked, since it more likely means https://host or http://host.
+// With a key func, keys are taken as they are.
+func (t *Transport) find(host string) *breaker {
+	key := t.hostKey(host)
+	if b := t.hosts.lookup(key); b != nil || t.keyFunc != nil || strings.Contains(host, "://") {
+		return b
+	}
+	if alt := withoutDefaultPort(key); alt != "" {
+		return t.hosts.lookup(alt)
+	}
+	return nil
+}
+
+// controlKey is the key Isolate and ClearState act on: the tracked circuit
+// the argument names, or else the key it names — for a bare host:443 or
+// host:80, the host without the port, which it most likely means.
+func (t *Transport) controlKey(host string) string {
+	if b := t.find(host); b != nil {
+		return b.host
+	}
+	key := t.hostKey(host)
+	if alt := withoutDefaultPort(key); alt != "" && t.keyFunc == nil && !strings.Contains(host, "://") {
+		return alt
+	}
+	return key
+}
+
+// hostKey turns a host argument into the key it names.
+func (t *Transport) hostKey(host string) string {
+	if t.keyFunc != nil {
+		return host
+	}
+	return normalizeHost(host)
+}
+
+// TransitionCount is how many times circuits went From a state To another.
+type TransitionCount struct {
+	From, To State
+	Count    uint64
+}
+
+// Transitions counts the state changes of every host since the Transport
+// was made, by from and to; pairs that never happened are left out.
+func (t *Transport) Transitions() []TransitionCount {
+	var counts []TransitionCount
+	for from := range t.s.transitions {
+		for to := range t.s.transitions[from] {
+			if n := t.s.transitions[from][to].Load(); n > 0 {
+				counts = append(counts, TransitionCount{From: State(from), To: State(to), Count: n})
+			}
+		}
+	}
+	return counts
 }

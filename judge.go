@@ -1,6 +1,12 @@
 package httpbreaker
 
-import "net/http"
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+)
 
 // judge turns a call's result into the breaker's verdict: the classifier's
 // outcome (anything but Success and Ignore is a Failure), then the policy's
@@ -25,3 +31,84 @@ func (t *Transport) judge(req *http.Request, tk ticket, resp *http.Response, err
 	}
 	return v
 }
+
+// retryAfter returns the instant a response's Retry-After header names
+// (RFC 9110 §10.2.3: delta-seconds or an HTTP-date), and whether it names a
+// usable one: a value that is missing, malformed, zero, negative, past or
+// too large to represent is not.
+func retryAfter(header http.Header, now time.Time) (time.Time, bool) {
+	v := strings.TrimSpace(header.Get("Retry-After"))
+	if v == "" {
+		return time.Time{}, false
+	}
+	if isDigits(v) {
+		const maxSeconds = int64(1<<63-1) / int64(time.Second)
+		var secs int64
+		for i := 0; i < len(v); i++ {
+			secs = secs*10 + int64(v[i]-'0')
+			if secs > maxSeconds {
+				return time.Time{}, false
+			}
+		}
+		if secs == 0 {
+			return time.Time{}, false
+		}
+		return now.Add(time.Duration(secs) * time.Second), true
+	}
+	at, err := http.ParseTime(v)
+	if err != nil || !at.After(now) {
+		return time.Time{}, false
+	}
+	return at, true
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// verdict is what the breaker learns from one call. Instants are clock
+// offsets (settings.offset).
+type verdict struct {
+	outcome Outcome // Success, Failure or Ignore, nothing else
+	// timed is set when at was read: when the policy reads the clock on
+	// every call, or the call failed with a Retry-After.
+	timed bool
+	// at is when the call returned, if timed.
+	at int64
+	// until, if not 0, is when a Retry-After asks the circuit to stay open
+	// until.
+	until int64
+}
+
+// classifyCall runs the classifier on a call's result. When the request's
+// own context was canceled, the error it sees matches [context.Canceled]
+// whatever the base returned: net/http returns a context's cause (errgroup's,
+// say) rather than context.Canceled, and the caller giving up says nothing
+// about the host.
+func (t *Transport) classifyCall(req *http.Request, resp *http.Response, err error) Outcome {
+	if err != nil && callerCanceled(req) {
+		err = canceledError{err}
+	}
+	return t.classify(resp, err).normal()
+}
+
+// callerCanceled reports whether req's own context was canceled (not timed
+// out: an expired deadline is the host's slowness).
+func callerCanceled(req *http.Request) bool {
+	return errors.Is(req.Context().Err(), context.Canceled)
+}
+
+// canceledError is a transport error seen by the classifier of a call whose
+// caller canceled it: it matches context.Canceled and unwraps to the error.
+type canceledError struct{ err error }
+
+func (e canceledError) Error() string { return e.err.Error() }
+
+func (e canceledError) Unwrap() error { return e.err }
+
+func (e canceledError) Is(target error) bool { return target == context.Canceled }

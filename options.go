@@ -2,6 +2,7 @@ package httpbreaker
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 )
@@ -129,6 +130,94 @@ func WithClock(now func() time.Time) Option {
 			return errors.New("httpbreaker: WithClock(nil)")
 		}
 		c.now = now
+		return nil
+	}
+}
+
+// DefaultMaxHosts is how many hosts a Transport tracks at once unless
+// [WithMaxHosts] says otherwise.
+const DefaultMaxHosts = 10000
+
+// WithMaxHosts bounds the hosts tracked at once, 10000 by default, so a
+// Transport that sees hosts from user input (a crawler, a webhook sender)
+// cannot grow without bound. At capacity a new host makes room by forgetting
+// a batch of n/64 hosts (at least one): the least recently used closed hosts
+// of a sample, open and half-open ones only when no closed host is left,
+// isolated ones never. A forgotten host that returns starts closed with
+// fresh counts. Isolated hosts are kept beyond n (see [Transport.Isolate]).
+// Admitting a new host at the bound costs O(1) amortised. n < 1 makes New
+// fail.
+func WithMaxHosts(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("httpbreaker: WithMaxHosts(%d): want at least 1", n)
+		}
+		c.maxHosts = n
+		return nil
+	}
+}
+
+// WithStaleIfError keeps the last good response of each GET, in the spirit
+// of RFC 5861's stale-if-error, and serves it while the URL's host is
+// refused, fails at the transport, or answers 5xx — the "last successfully
+// fetched" answer as a built-in.
+//
+// What is kept (RFC 9111 §3): a GET's complete 200, 203 or 204 response
+// classified Success, once the caller has read its body to the end (it is
+// captured as the caller reads it, never buffered before), unless the
+// request or the response says Cache-Control: no-store, the response says
+// Vary: *, or the request asked for a range. Of two responses for one
+// request, the one that arrived later is kept (RFC 9111 §4), whichever body
+// the caller finished first. Entries take at most maxBytes in all, counted
+// as what they hold — URL, headers and body — plus a fixed overhead each;
+// the least recently used go first.
+//
+// Who gets it: a kept response is served only to a request for the same URL
+// on the same Host whose caller-identifying headers (see
+// [WithCallerHeaders]; every value, however the key is spelled) digest the
+// same, and whose headers named by the response's Vary, and its
+// Accept-Encoding, are the same: one user's data never reaches another.
+// It carries a Warning: 110 header and an Age header counted from its
+// arrival. The failure still counts for the breaker, and a 5xx it replaces
+// is drained and closed. A stale response comes before the Fallback, which
+// comes before the error. maxBytes < 1 makes New fail.
+func WithStaleIfError(maxBytes int64) Option {
+	return func(c *config) error {
+		if maxBytes < 1 {
+			return fmt.Errorf("httpbreaker: WithStaleIfError(%d): want at least 1 byte", maxBytes)
+		}
+		c.staleBytes = maxBytes
+		return nil
+	}
+}
+
+// WithCallerHeaders adds headers that identify a caller (a tenant header,
+// a custom API key) to [DefaultCallerHeaders]: [WithStaleIfError] serves a
+// kept response only to requests whose values of all of them are the same.
+// Names are matched case-insensitively; an empty or invalid name makes New
+// fail.
+func WithCallerHeaders(names ...string) Option {
+	return func(c *config) error {
+		for _, name := range names {
+			if !isToken(name) {
+				return fmt.Errorf("httpbreaker: WithCallerHeaders: %q is not a valid header name", name)
+			}
+			c.callerHeaders = append(c.callerHeaders, http.CanonicalHeaderKey(name))
+		}
+		return nil
+	}
+}
+
+// WithStore shares the Transport's circuits through s. The Transport
+// subscribes to s when made and unsubscribes when closed
+// ([Transport.Close]); closing s is the caller's business, after the
+// Transports that use it.
+func WithStore(s Store) Option {
+	return func(c *config) error {
+		if s == nil {
+			return errors.New("httpbreaker: WithStore(nil)")
+		}
+		c.store = s
 		return nil
 	}
 }

@@ -63,10 +63,6 @@ const (
 	DefaultFailureRatio        = 0.5 // with Window set
 )
 
-// maxCount bounds the count fields: the consecutive-failure count lives in
-// 30 bits of the breaker's state word.
-const maxCount = 1<<30 - 1
-
 // withDefaults returns p with every zero field set to its default.
 func (p Policy) withDefaults() Policy {
 	if p.FailureThreshold == 0 {

@@ -2,6 +2,7 @@ package httpbreaker
 
 import (
 	"fmt"
+	"net/url"
 	"sync"
 	"testing"
 
@@ -12,14 +13,14 @@ import (
 func TestRegistryTracksEachKeyOnce(t *testing.T) {
 	var r registry
 	assert.Nil(t, r.lookup("a"), "looking does not track")
-	a := r.obtain("a", &settings{})
+	a := r.obtain("a", &shared{})
 	require.NotNil(t, a)
-	assert.Same(t, a, r.obtain("a", &settings{}))
+	assert.Same(t, a, r.obtain("a", &shared{}))
 	assert.Same(t, a, r.lookup("a"))
 	assert.Equal(t, "a", a.host)
 
 	for i := range 100 { // enough misses to publish the dirty map, more than once
-		r.obtain(fmt.Sprint(i), &settings{})
+		r.obtain(fmt.Sprint(i), &shared{})
 		assert.Same(t, a, r.lookup("a"))
 	}
 	for i := range 100 {
@@ -40,7 +41,7 @@ func TestRegistryConcurrentObtainGivesOneBreakerPerKey(t *testing.T) {
 			got[g] = make([]*breaker, keys)
 			for i := range keys {
 				k := (i*7 + g*13) % keys
-				got[g][k] = r.obtain(fmt.Sprint(k), &settings{})
+				got[g][k] = r.obtain(fmt.Sprint(k), &shared{})
 				_ = r.lookup(fmt.Sprint((k + 1) % keys))
 			}
 		}()
@@ -52,4 +53,52 @@ func TestRegistryConcurrentObtainGivesOneBreakerPerKey(t *testing.T) {
 		}
 		assert.Same(t, got[0][k], r.lookup(fmt.Sprint(k)))
 	}
+}
+
+func TestRequestKey(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://API.example.com:443/x":  "api.example.com",
+		"http://api.example.com:80":      "api.example.com",
+		"http://api.example.com:443":     "api.example.com:443",
+		"https://api.example.com:80":     "api.example.com:80",
+		"http://127.0.0.1:8080":          "127.0.0.1:8080",
+		"http://example.com:/":           "example.com",
+		"http://[::1]:80/":               "[::1]",
+		"http://[::1]:8080/":             "[::1]:8080",
+		"https://[FE80::1%25en0]:8443/x": "[fe80::1%en0]:8443",
+		"HTTPS://Example.COM:443":        "example.com",
+	} {
+		u, err := url.Parse(raw)
+		if assert.NoError(t, err) {
+			assert.Equal(t, want, requestKey(u), raw)
+		}
+	}
+}
+
+func TestNormalizeHost(t *testing.T) {
+	for in, want := range map[string]string{
+		"api.example.com":            "api.example.com",
+		" API.example.com ":          "api.example.com",
+		"api.example.com:443":        "api.example.com:443",
+		"api.example.com:":           "api.example.com",
+		"api.example.com/menu?x#y":   "api.example.com",
+		"user:pw@api.example.com":    "api.example.com",
+		"https://api.example.com/x":  "api.example.com",
+		"http://api.example.com:443": "api.example.com:443",
+		"::1":                        "[::1]",
+		"[::1]:8080":                 "[::1]:8080",
+		"2001:DB8::1":                "[2001:db8::1]",
+		"":                           "",
+		"://":                        "",
+		"http://%zz":                 "%zz",
+	} {
+		got := normalizeHost(in)
+		assert.Equal(t, want, got, "%q", in)
+		assert.Equal(t, got, normalizeHost(got), "idempotent for %q", in)
+	}
+	assert.Equal(t, "a.test", withoutDefaultPort("a.test:443"))
+	assert.Equal(t, "a.test", withoutDefaultPort("a.test:80"))
+	assert.Equal(t, "[::1]", withoutDefaultPort("[::1]:80"))
+	assert.Equal(t, "", withoutDefaultPort("a.test:8080"))
+	assert.Equal(t, "", withoutDefaultPort("a.test"))
 }

@@ -68,9 +68,16 @@ func packWord(s State, failures int, gen uint32) word {
 	return word(s) | word(failures)<<countShift | word(gen)<<genShift
 }
 
-func (w word) state() State  { return State(w & stateMask) }
+func (w word) state() State { return State(w & stateMask) }
+
 func (w word) failures() int { return int(w >> countShift & countMask) }
-func (w word) gen() uint32   { return uint32(w >> genShift) }
+
+func (w word) gen() uint32 { return uint32(w >> genShift) }
+
 func (w word) withFailures(n int) word {
 	return w&^(countMask<<countShift) | word(n)<<countShift
 }
+
+// maxCount bounds the count fields: the consecutive-failure count lives in
+// 30 bits of the breaker's state word.
+const maxCount = 1<<30 - 1

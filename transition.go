@@ -59,22 +59,47 @@ func LogStateChanges(logger *slog.Logger) func(Transition) {
 	}
 }
 
-// TransitionCount is how many times circuits went From a state To another.
-type TransitionCount struct {
-	From, To State
-	Count    uint64
+// unlockAndNotify releases b.mu, then delivers any queued transitions.
+// Requires b.mu held.
+func (b *breaker) unlockAndNotify(s *shared) {
+	pending := b.events != nil && len(*b.events) > 0 && !b.notifying
+	b.mu.Unlock()
+	if pending {
+		b.notify(s)
+	}
 }
 
-// Transitions counts the state changes of every host since the Transport
-// was made, by from and to; pairs that never happened are left out.
-func (t *Transport) Transitions() []TransitionCount {
-	var counts []TransitionCount
-	for from := range t.s.transitions {
-		for to := range t.s.transitions[from] {
-			if n := t.s.transitions[from][to].Load(); n > 0 {
-				counts = append(counts, TransitionCount{From: State(from), To: State(to), Count: n})
-			}
-		}
+// notify delivers queued transitions to the listeners, outside the lock and
+// in order: one goroutine at a time drains the queue, so a transition made
+// by a listener (say, through ClearState) is delivered after the one that
+// called it. If a listener panics, the panic goes on up and the remaining
+// events wait for the next transition.
+func (b *breaker) notify(s *shared) {
+	b.mu.Lock()
+	if b.notifying {
+		b.mu.Unlock()
+		return
 	}
-	return counts
+	b.notifying = true
+	finished := false
+	defer func() {
+		if !finished {
+			b.mu.Lock()
+			b.notifying = false
+			b.mu.Unlock()
+		}
+	}()
+	for len(*b.events) > 0 {
+		ev := (*b.events)[0]
+		*b.events = (*b.events)[1:]
+		b.mu.Unlock()
+		for _, listen := range s.listeners {
+			listen(ev)
+		}
+		b.mu.Lock()
+	}
+	*b.events = nil
+	b.notifying = false
+	finished = true
+	b.mu.Unlock()
 }

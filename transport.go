@@ -1,9 +1,9 @@
 package httpbreaker
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -20,7 +20,7 @@ import (
 // operations: no lock shared across hosts, no clock read, no allocation.
 type Transport struct {
 	base     http.RoundTripper
-	s        settings
+	s        shared
 	classify Classifier
 	methods  methodTable
 	keyFunc  func(*http.Request) string // nil: the normalised host
@@ -60,7 +60,7 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 	policy := c.policy.withDefaults()
 	t := &Transport{
 		base: base,
-		s: settings{
+		s: shared{
 			policy:    policy,
 			now:       c.now,
 			epoch:     c.now(),
@@ -173,53 +173,23 @@ func (t *Transport) send(req *http.Request) (*http.Response, error) {
 	return oneOf(resp, err, errNilResponse)
 }
 
-// classifyCall runs the classifier on a call's result. When the request's
-// own context was canceled, the error it sees matches [context.Canceled]
-// whatever the base returned: net/http returns a context's cause (errgroup's,
-// say) rather than context.Canceled, and the caller giving up says nothing
-// about the host.
-func (t *Transport) classifyCall(req *http.Request, resp *http.Response, err error) Outcome {
-	if err != nil && callerCanceled(req) {
-		err = canceledError{err}
-	}
-	return t.classify(resp, err).normal()
-}
-
-// callerCanceled reports whether req's own context was canceled (not timed
-// out: an expired deadline is the host's slowness).
-func callerCanceled(req *http.Request) bool {
-	return errors.Is(req.Context().Err(), context.Canceled)
-}
-
-// canceledError is a transport error seen by the classifier of a call whose
-// caller canceled it: it matches context.Canceled and unwraps to the error.
-type canceledError struct{ err error }
-
-func (e canceledError) Error() string        { return e.err.Error() }
-func (e canceledError) Unwrap() error        { return e.err }
-func (e canceledError) Is(target error) bool { return target == context.Canceled }
-
 // probe sends a half-open probe. If the base transport or the classifier
 // panics, the probe's slot is given back before the panic goes on, so the
 // breaker never waits for a report that will not come.
 func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Response, error) {
 	if t.fleet != nil {
-		release, ok := t.fleetProbe(req, b)
-		if !ok { // another member holds the fleet's probes
+		done, ok, err := t.fleetProbe(req, b, tk)
+		switch {
+		case !ok: // another member holds the fleet's probes
 			b.giveBackProbe()
 			b.counts.rejected.Add(1)
 			return t.refuse(req, b.refusal.Load())
-		}
-		defer release()
-		if err := req.Context().Err(); err != nil {
-			// The caller gave up while the Store decided: a probe sent now
-			// would fail on its own deadline and reopen the circuit of a
-			// host that may be healthy.
+		case err != nil: // the caller gave up while the Store decided
 			b.giveBackProbe()
 			closeBody(req)
-			return nil, context.Cause(req.Context())
+			return nil, err
 		}
-		defer t.announceProbe(req, b, tk)
+		defer done()
 	}
 	reported := false
 	defer func() {
@@ -252,81 +222,6 @@ func (t *Transport) refuse(req *http.Request, refused *OpenError) (*http.Respons
 	return oneOf(resp, err, refused)
 }
 
-// State returns the state of host's circuit. host may be a host, a host:port
-// or an absolute URL, normalised like a request's host (a bare host:port
-// with port 80 or 443 also finds the breaker of the host without it). A host
-// never seen is closed; looking does not track it.
-func (t *Transport) State(host string) State {
-	if b := t.find(host); b != nil {
-		return b.current(&t.s)
-	}
-	return StateClosed
-}
-
-// IsOpen reports whether host's circuit is open: requests are refused.
-func (t *Transport) IsOpen(host string) bool { return t.State(host) == StateOpen }
-
-// IsHalfOpen reports whether host's circuit is half-open: probes may pass.
-func (t *Transport) IsHalfOpen(host string) bool { return t.State(host) == StateHalfOpen }
-
-// IsClosed reports whether host's circuit is closed: requests pass.
-func (t *Transport) IsClosed(host string) bool { return t.State(host) == StateClosed }
-
-// ClearState forces host's circuit closed and resets its counts; results of
-// calls admitted before are then dropped. Listeners hear of the transition
-// if the circuit was not closed. With a Store it closes the fleet's circuit
-// too, whether or not this Transport tracks the host.
-func (t *Transport) ClearState(host string) {
-	if b := t.find(host); b != nil {
-		t.hosts.clear(b, &t.s, false)
-	}
-	if t.fleet != nil {
-		if key := t.controlKey(host); key != "" {
-			ctx, cancel := storeContext(nil)
-			defer cancel()
-			_ = t.fleet.store.Reset(ctx, key)
-		}
-	}
-}
-
-// find returns the breaker a host argument names, or nil. An absolute URL
-// names exactly the circuit a request to it would use; a bare host:80 or
-// host:443 names the circuit of the host without the port when only that
-// one is tracked, since it more likely means https://host or http://host.
-// With a key func, keys are taken as they are.
-func (t *Transport) find(host string) *breaker {
-	key := t.hostKey(host)
-	if b := t.hosts.lookup(key); b != nil || t.keyFunc != nil || strings.Contains(host, "://") {
-		return b
-	}
-	if alt := withoutDefaultPort(key); alt != "" {
-		return t.hosts.lookup(alt)
-	}
-	return nil
-}
-
-// controlKey is the key Isolate and ClearState act on: the tracked circuit
-// the argument names, or else the key it names — for a bare host:443 or
-// host:80, the host without the port, which it most likely means.
-func (t *Transport) controlKey(host string) string {
-	if b := t.find(host); b != nil {
-		return b.host
-	}
-	key := t.hostKey(host)
-	if alt := withoutDefaultPort(key); alt != "" && t.keyFunc == nil && !strings.Contains(host, "://") {
-		return alt
-	}
-	return key
-}
-
-// hostKey turns a host argument into the key it names.
-func (t *Transport) hostKey(host string) string {
-	if t.keyFunc != nil {
-		return host
-	}
-	return normalizeHost(host)
-}
-
 // CloseIdleConnections closes the base transport's idle connections, if it
 // has that method; [http.Client.CloseIdleConnections] reaches it this way.
 func (t *Transport) CloseIdleConnections() {
@@ -334,4 +229,94 @@ func (t *Transport) CloseIdleConnections() {
 	if c, ok := t.base.(closeIdler); ok {
 		c.CloseIdleConnections()
 	}
+}
+
+// maxDrain bounds how much of a swallowed response body is read so its
+// connection can be reused; past it the connection is simply closed.
+const maxDrain = 4 << 10
+
+// discard drains (up to maxDrain bytes) and closes the body of a response
+// the caller will never see.
+func discard(resp *http.Response) {
+	if resp == nil || resp.Body == nil {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+	_ = resp.Body.Close()
+}
+
+// closeBody closes the request body, as a RoundTripper must even when it
+// sends nothing.
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}
+
+// oneOf makes (resp, err) obey the RoundTripper contract: exactly one of
+// them is non-nil. fallbackErr stands in when both are nil.
+func oneOf(resp *http.Response, err, fallbackErr error) (*http.Response, error) {
+	switch {
+	case err != nil && resp != nil:
+		discard(resp)
+		return nil, err
+	case err == nil && resp == nil:
+		return nil, fallbackErr
+	}
+	return resp, err
+}
+
+// DefaultMethods is the table of methods a [Transport] lets through unless
+// [WithMethods] replaces it: the methods of RFC 9110 plus PATCH. It is copied
+// by [New]; changing it later affects only transports made after.
+var DefaultMethods = []string{
+	"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+}
+
+// methodTable is a small list of allowed methods. Methods are case-sensitive
+// (RFC 9110 §9.1); an empty method means GET, as in net/http.
+type methodTable []string
+
+// newMethodTable checks each method is an RFC 9110 token and drops repeats.
+func newMethodTable(methods []string) (methodTable, error) {
+	if len(methods) == 0 {
+		return nil, errors.New("httpbreaker: WithMethods needs at least one method")
+	}
+	table := make(methodTable, 0, len(methods))
+	for _, m := range methods {
+		if !isToken(m) {
+			return nil, fmt.Errorf("httpbreaker: WithMethods: %q is not a valid method token", m)
+		}
+		if !table.allows(m) {
+			table = append(table, m)
+		}
+	}
+	return table, nil
+}
+
+// allows reports whether method is in the table; "" means GET.
+func (t methodTable) allows(method string) bool {
+	if method == "" {
+		method = "GET"
+	}
+	for _, m := range t {
+		if m == method {
+			return true
+		}
+	}
+	return false
+}
+
+// isToken reports whether s is a non-empty RFC 9110 token.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 || c <= ' ' || c == 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -134,3 +134,15 @@ func (w *rateWindow) exceeded(index int64, minimum int, ratio float64) bool {
 	total := successes + failures
 	return total >= minimum && float64(failures) >= ratio*float64(total)
 }
+
+// bucket is the index of the rate-window bucket that holds offset off.
+func (s *shared) bucket(off int64) int64 {
+	width := int64(s.policy.Window / windowBuckets)
+	if width == 0 {
+		width = 1
+	}
+	if off < 0 {
+		return (off - width + 1) / width
+	}
+	return off / width
+}

@@ -1,8 +1,6 @@
 package httpbreaker
 
 import (
-	"math"
-	"net/http"
 	"testing"
 	"time"
 
@@ -40,46 +38,10 @@ func TestRateWindowHalvesOnOverflow(t *testing.T) {
 }
 
 func TestRateWindowNegativeInstants(t *testing.T) {
-	st := &settings{policy: Policy{Window: 10 * time.Second}, epoch: time.Unix(100, 0)}
+	st := &shared{policy: Policy{Window: 10 * time.Second}, epoch: time.Unix(100, 0)}
 	assert.Equal(t, int64(-1), st.bucket(st.offset(time.Unix(99, 0))))
 	assert.Equal(t, int64(0), st.bucket(st.offset(time.Unix(100, 0))))
 	assert.Equal(t, int64(1), st.bucket(int64(time.Second)))
 	assert.Equal(t, int64(1<<63-1), later(1<<62, 1<<62), "saturates")
 	assert.Equal(t, 9, bucketSlot(-1))
-}
-
-func TestRetryAfterParsing(t *testing.T) {
-	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	for v, want := range map[string]time.Duration{
-		"120":                            120 * time.Second,
-		" 5 ":                            5 * time.Second,
-		"Mon, 23 Nov 2026 12:01:00 GMT":  time.Minute,     // IMF-fixdate
-		"Monday, 23-Nov-26 12:02:00 GMT": 2 * time.Minute, // RFC 850
-		"Mon Nov 23 12:03:00 2026":       3 * time.Minute, // ANSI C asctime
-	} {
-		at, ok := retryAfter(http.Header{"Retry-After": {v}}, now)
-		if assert.True(t, ok, v) {
-			assert.Equal(t, now.Add(want), at.UTC(), v)
-		}
-	}
-	for _, v := range []string{"", "0", "-1", "+5", "1e3", "1.5", "soon", "9223372036854775807", "99999999999999999999999",
-		"Mon, 23 Nov 2026 11:59:00 GMT", "Mon, 23 Nov 2026 12:00:00 GMT"} {
-		_, ok := retryAfter(http.Header{"Retry-After": {v}}, now)
-		assert.False(t, ok, "%q", v)
-	}
-	_, ok := retryAfter(http.Header{}, now)
-	assert.False(t, ok)
-}
-
-func TestOpenTimeoutGrowth(t *testing.T) {
-	p := Policy{ResetTimeout: time.Second, MaxResetTimeout: 5 * time.Second}
-	var got []time.Duration
-	for n := range 5 {
-		got = append(got, p.openTimeout(n))
-	}
-	assert.Equal(t, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}, got)
-	assert.Equal(t, time.Second, Policy{ResetTimeout: time.Second}.openTimeout(10), "no growth without MaxResetTimeout")
-	assert.Equal(t, 5*time.Second, p.openTimeout(62), "no overflow")
-	uncapped := Policy{ResetTimeout: time.Second, MaxResetTimeout: math.MaxInt64}
-	assert.Equal(t, time.Duration(math.MaxInt64), uncapped.openTimeout(maxReopens), "saturates, never negative")
 }
