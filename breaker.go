@@ -13,55 +13,64 @@ import (
 // forget), a failure a CAS. Everything else — tripping, probes, clearing —
 // happens under mu, which only this host's calls ever take.
 type breaker struct {
+	// Read and written lock-free by every call.
+
 	// state is a word: state, consecutive failures and generation.
 	state atomic.Uint64
-	// forgotten is set, once, when the registry drops the breaker to make
-	// room: requests then look for a new one, and this one falls silent
-	// (its transitions reach no listener, no count and no Store).
-	forgotten atomic.Bool
 	// retryAt is, while open, the clock offset (shared.offset) at which a
 	// probe may be admitted.
 	retryAt atomic.Int64
 	// refusal is what a refused call returns in the current open or
 	// half-open episode; built once per episode, never reset to nil.
 	refusal atomic.Pointer[OpenError]
+	// counts are the totals since the host was first tracked.
+	counts counters
+	// forgotten is set, once, when the registry drops the breaker to make
+	// room: requests then look for a new one, and this one falls silent
+	// (its transitions reach no listener, no count and no Store).
+	forgotten atomic.Bool
 
-	mu sync.Mutex
-	// probes is the number of probe calls in flight, whichever half-open
-	// period admitted them: a probe outlives its period when another
-	// probe's result moves the state on, and it still counts against
-	// HalfOpenMaxRequests until it returns. Requires mu.
-	probes int32
-	// successes counts consecutive probe successes while half-open;
-	// requires mu.
-	successes int32
+	// The registry's: eviction reads these under the registry's mu.
+
 	// lastUsed is the registry's tick when a request last used the
-	// breaker: eviction forgets the least recently used.
+	// breaker (an atomic: requests write it without any lock): eviction
+	// forgets the least recently used.
 	lastUsed atomic.Uint32
-	// reopens counts failed probes in a row, for a growing open time, up
-	// to maxReopens; requires mu.
-	reopens uint8
 	// isolated is set while the circuit is open until cleared (Isolate).
 	// It is written with both the registry's mu and b.mu held, so eviction,
 	// which decides under the registry's mu, never forgets a host being
 	// isolated; either lock suffices to read it.
 	isolated bool
-	// lastAt is the offset of the latest transition: instants handed to
-	// listeners never go backwards. Requires mu.
-	lastAt int64
-	// notifying is set while one goroutine delivers events; requires mu.
+
+	// Guarded by mu, which only this host's calls ever take.
+
+	mu sync.Mutex
+	// reopens counts failed probes in a row, for a growing open time, up
+	// to maxReopens.
+	reopens uint8
+	// notifying is set while one goroutine delivers events.
 	notifying bool
-	// events are transitions not yet delivered to listeners, nil until the
-	// first; requires mu.
+	// probes is the number of probe calls in flight, whichever half-open
+	// period admitted them: a probe outlives its period when another
+	// probe's result moves the state on, and it still counts against
+	// HalfOpenMaxRequests until it returns.
+	probes int32
+	// successes counts consecutive probe successes while half-open.
+	successes int32
+	// lastAt is the offset of the latest transition: instants handed to
+	// listeners never go backwards.
+	lastAt int64
+	// events are transitions not yet delivered to listeners. A pointer,
+	// nil until the first, so that the many hosts that never change state
+	// pay 8 bytes for it rather than a 24-byte slice header.
 	events *[]Transition
 
-	// window counts outcomes for the failure-rate rule; nil when it is off.
+	// Set when the breaker is made, then only read.
+
+	// window counts outcomes for the failure-rate rule (its buckets are
+	// atomics); nil when the rule is off.
 	window *rateWindow
-
-	host string
-
-	// counts are the totals since the host was first tracked.
-	counts counters
+	host   string
 }
 
 // never is the retry offset of an isolated circuit, and what saturated

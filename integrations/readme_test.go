@@ -109,8 +109,13 @@ func readmeLogging() *httpbreaker.Transport {
 	return rt
 }
 
-func readmePrometheus(rt *httpbreaker.Transport) {
-	prometheus.MustRegister(breakermetrics.New(rt))
+func readmePrometheus(rt *httpbreaker.Transport) error {
+	collector, err := breakermetrics.New(rt)
+	if err != nil {
+		return err
+	}
+	prometheus.MustRegister(collector)
+	return nil
 }
 
 func readmeRetryablehttp(rt *httpbreaker.Transport) *retryablehttp.Client {

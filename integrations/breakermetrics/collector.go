@@ -2,7 +2,9 @@
 // Prometheus. The Collector reads Transport.Snapshot and Transitions when
 // scraped and adds nothing to the request path.
 //
-//	prometheus.MustRegister(breakermetrics.New(rt))
+//	collector, err := breakermetrics.New(rt)
+//	if err != nil { ... }
+//	prometheus.MustRegister(collector)
 //
 // Per-host series carry a host label, so their number is bounded by the
 // Transport's WithMaxHosts (10000 by default): lower it, or key breakers
@@ -10,6 +12,11 @@
 package breakermetrics
 
 import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/httpbreaker/httpbreaker"
@@ -22,27 +29,61 @@ type Collector struct {
 	state, requests, successes, failures, ignored, rejected, transitions *prometheus.Desc
 }
 
-// Option configures a Collector.
-type Option func(*options)
+// Option configures a Collector. An option given a value it cannot use
+// makes New return an error naming it.
+type Option func(*options) error
 
 type options struct {
 	namespace   string
 	constLabels prometheus.Labels
 }
 
-// WithNamespace replaces the metric name prefix, "httpbreaker".
-func WithNamespace(ns string) Option { return func(o *options) { o.namespace = ns } }
+// WithNamespace replaces the metric name prefix, "httpbreaker"; it must be
+// a valid Prometheus metric name.
+func WithNamespace(ns string) Option {
+	return func(o *options) error {
+		if !validName.MatchString(ns) {
+			return fmt.Errorf("breakermetrics: WithNamespace(%q): not a valid metric name", ns)
+		}
+		o.namespace = ns
+		return nil
+	}
+}
 
 // WithConstLabels adds labels to every series, e.g. to tell several
-// Transports apart.
-func WithConstLabels(l prometheus.Labels) Option { return func(o *options) { o.constLabels = l } }
+// Transports apart; their names must be valid label names.
+func WithConstLabels(l prometheus.Labels) Option {
+	return func(o *options) error {
+		for name := range l {
+			if !validLabel.MatchString(name) || strings.HasPrefix(name, "__") {
+				return fmt.Errorf("breakermetrics: WithConstLabels: %q is not a valid label name", name)
+			}
+		}
+		o.constLabels = l
+		return nil
+	}
+}
 
-// New returns a Collector for t.
-func New(t *httpbreaker.Transport, opts ...Option) *Collector {
+// validName and validLabel are Prometheus's classic rules for metric and
+// label names.
+var (
+	validName  = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
+	validLabel = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+)
+
+// New returns a Collector for t, or an error naming an option it cannot
+// use (a nil one included).
+func New(t *httpbreaker.Transport, opts ...Option) (*Collector, error) {
+	if t == nil {
+		return nil, errors.New("breakermetrics: New(nil Transport)")
+	}
 	o := options{namespace: "httpbreaker"}
-	for _, opt := range opts {
-		if opt != nil {
-			opt(&o)
+	for i, opt := range opts {
+		if opt == nil {
+			return nil, fmt.Errorf("breakermetrics: option %d of New is nil", i)
+		}
+		if err := opt(&o); err != nil {
+			return nil, err
 		}
 	}
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
@@ -57,7 +98,7 @@ func New(t *httpbreaker.Transport, opts ...Option) *Collector {
 		ignored:     desc("ignored_total", "Calls classified Ignore.", "host"),
 		rejected:    desc("rejected_total", "Requests refused while the circuit was open or its probes busy.", "host"),
 		transitions: desc("transitions_total", "State changes of every host, by from and to.", "from", "to"),
-	}
+	}, nil
 }
 
 // Describe sends the descriptors of every metric.

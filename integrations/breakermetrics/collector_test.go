@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -36,7 +37,8 @@ func TestCollector(t *testing.T) {
 			_ = resp.Body.Close()
 		}
 	}
-	c := breakermetrics.New(rt, breakermetrics.WithConstLabels(prometheus.Labels{"client": "menu"}))
+	c, err := breakermetrics.New(rt, breakermetrics.WithConstLabels(prometheus.Labels{"client": "menu"}))
+	require.NoError(t, err)
 	want := `
 # HELP httpbreaker_failures_total Calls classified Failure (slow calls included).
 # TYPE httpbreaker_failures_total counter
@@ -78,4 +80,23 @@ httpbreaker_ignored_total{client="menu",host="up.test"} 0
 	require.NoError(t, reg.Register(c))
 	_, err = reg.Gather()
 	require.NoError(t, err)
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	rt, err := httpbreaker.New(nil)
+	require.NoError(t, err)
+	for name, opt := range map[string]breakermetrics.Option{
+		"nil":             nil,
+		"namespace":       breakermetrics.WithNamespace("http-breaker"),
+		"empty namespace": breakermetrics.WithNamespace(""),
+		"label":           breakermetrics.WithConstLabels(prometheus.Labels{"a-b": "x"}),
+		"reserved label":  breakermetrics.WithConstLabels(prometheus.Labels{"__name__": "x"}),
+	} {
+		_, err := breakermetrics.New(rt, opt)
+		assert.Error(t, err, name)
+	}
+	_, err = breakermetrics.New(nil)
+	assert.Error(t, err)
+	_, err = breakermetrics.New(rt, breakermetrics.WithNamespace("my_app"))
+	assert.NoError(t, err)
 }
