@@ -134,7 +134,9 @@ func (b *breaker) admitSlow(s *shared, w word) (ticket, *OpenError) {
 
 // reportPlain counts the outcome (Success, Failure or Ignore) of an
 // admitted call for a policy with no timed rule: the default path, kept
-// free of clock reads and verdicts.
+// free of clock reads and verdicts. It is report's twin on purpose: sending
+// the default path through judge and report measured 26.1 → 29.6 ns/op
+// (+13%, p=0.002) on the serial closed-path benchmark, six interleaved runs.
 func (b *breaker) reportPlain(s *shared, tk ticket, o Outcome) {
 	b.counts.count(o)
 	switch {
