@@ -1,44 +1,18 @@
 package httpbreaker_test
 
 import (
-	"context"
 	"net/http"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/httpbreaker/httpbreaker"
 )
-
-// countingStore counts the calls a Transport makes to its Store.
-type countingStore struct{ calls atomic.Int64 }
-
-func (s *countingStore) Failure(context.Context, string) (int, httpbreaker.FleetEvent, error) {
-	s.calls.Add(1)
-	return 0, httpbreaker.FleetEvent{}, nil
-}
-func (s *countingStore) Success(context.Context, string) error { s.calls.Add(1); return nil }
-func (s *countingStore) Open(context.Context, string, time.Time) error {
-	s.calls.Add(1)
-	return nil
-}
-func (s *countingStore) Reset(context.Context, string) error { s.calls.Add(1); return nil }
-func (s *countingStore) AcquireProbe(context.Context, string, int) (string, bool, error) {
-	s.calls.Add(1)
-	return "", true, nil
-}
-func (s *countingStore) ReleaseProbe(context.Context, string, string) error {
-	s.calls.Add(1)
-	return nil
-}
-func (s *countingStore) Subscribe(func(httpbreaker.FleetEvent)) func() { return func() {} }
 
 // BenchmarkRoundTripClosedWithStore shows that a Store costs the healthy
 // closed path nothing: the same Transport with and without one, side by
 // side.
 func BenchmarkRoundTripClosedWithStore(b *testing.B) {
 	base := newOKBase()
-	store := &countingStore{}
+	store := newMemStore()
 	without, err := httpbreaker.New(base)
 	if err != nil {
 		b.Fatal(err)

@@ -15,8 +15,6 @@ import (
 	"github.com/httpbreaker/httpbreaker"
 )
 
-const host = "http://api.test"
-
 // step is one request at one instant: the upstream answers status (0: a
 // transport error); sent says whether the request must reach it; then the
 // circuit must be in state.
@@ -26,12 +24,6 @@ type step struct {
 	sent   bool
 	state  httpbreaker.State
 }
-
-var (
-	closed   = httpbreaker.StateClosed
-	open     = httpbreaker.StateOpen
-	halfOpen = httpbreaker.StateHalfOpen
-)
 
 func runSteps(t *testing.T, policy httpbreaker.Policy, steps []step) {
 	t.Helper()
@@ -189,34 +181,6 @@ func TestOpenErrorDescribesTheRefusal(t *testing.T) {
 	assert.Equal(t, httpbreaker.StateOpen, open.State)
 	assert.Equal(t, t0.Add(30*time.Second), open.RetryAt)
 	assert.Contains(t, err.Error(), `circuit open for "api.test"`)
-}
-
-// gate is a base transport whose calls block until released, so a test can
-// hold requests in flight.
-type gate struct {
-	entered  chan struct{}
-	release  chan struct{}
-	inFlight atomic.Int64
-	maxSeen  atomic.Int64
-	status   int
-}
-
-func newGate(status int) *gate {
-	return &gate{entered: make(chan struct{}, 100), release: make(chan struct{}), status: status}
-}
-
-func (g *gate) RoundTrip(req *http.Request) (*http.Response, error) {
-	n := g.inFlight.Add(1)
-	for {
-		m := g.maxSeen.Load()
-		if n <= m || g.maxSeen.CompareAndSwap(m, n) {
-			break
-		}
-	}
-	g.entered <- struct{}{}
-	<-g.release
-	g.inFlight.Add(-1)
-	return response(req, g.status, "ok"), nil
 }
 
 func TestHalfOpenAdmitsAtMostMaxProbesAtOnce(t *testing.T) {

@@ -1,9 +1,13 @@
 package httpbreaker_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +15,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/httpbreaker/httpbreaker"
 )
@@ -137,4 +142,177 @@ func (l *transitionLog) get() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), l.events...)
+}
+
+// memStore is an in-process Store that delivers its events synchronously:
+// a fleet in one test, without Redis. redisstore's tests cover the real one.
+type memStore struct {
+	mu       sync.Mutex
+	failures map[string]int
+	open     map[string]time.Time
+	leases   map[string]map[string]bool
+	subs     map[int]func(httpbreaker.FleetEvent)
+	nextSub  int
+	calls    atomic.Int64
+	broken   atomic.Bool
+	nextID   int
+	// onAcquire, if set, runs inside AcquireProbe with its context.
+	onAcquire func(ctx context.Context)
+	// contexts records the context of every call, for their values.
+	contexts []context.Context
+}
+
+var errStoreDown = errors.New("store down")
+
+func newMemStore() *memStore {
+	return &memStore{failures: map[string]int{}, open: map[string]time.Time{}, leases: map[string]map[string]bool{},
+		subs: map[int]func(httpbreaker.FleetEvent){}}
+}
+
+func (m *memStore) enter(ctx context.Context) error {
+	m.calls.Add(1)
+	if m.broken.Load() {
+		return errStoreDown
+	}
+	m.mu.Lock()
+	m.contexts = append(m.contexts, ctx)
+	return nil
+}
+
+func (m *memStore) publish(ev httpbreaker.FleetEvent) {
+	m.mu.Lock()
+	subs := slices.Collect(maps.Values(m.subs))
+	m.mu.Unlock()
+	for _, f := range subs {
+		f(ev)
+	}
+}
+
+func (m *memStore) Failure(ctx context.Context, host string) (int, httpbreaker.FleetEvent, error) {
+	if err := m.enter(ctx); err != nil {
+		return 0, httpbreaker.FleetEvent{}, err
+	}
+	defer m.mu.Unlock()
+	m.failures[host]++
+	until, open := m.open[host]
+	return m.failures[host], httpbreaker.FleetEvent{Host: host, Open: open, Until: until}, nil
+}
+
+func (m *memStore) Success(ctx context.Context, host string) error {
+	if err := m.enter(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	delete(m.failures, host)
+	return nil
+}
+
+func (m *memStore) Open(ctx context.Context, host string, until time.Time) error {
+	if err := m.enter(ctx); err != nil {
+		return err
+	}
+	m.open[host] = until
+	delete(m.failures, host)
+	m.mu.Unlock()
+	m.publish(httpbreaker.FleetEvent{Host: host, Open: true, Until: until})
+	return nil
+}
+
+func (m *memStore) Reset(ctx context.Context, host string) error {
+	if err := m.enter(ctx); err != nil {
+		return err
+	}
+	delete(m.open, host)
+	delete(m.failures, host)
+	m.mu.Unlock()
+	m.publish(httpbreaker.FleetEvent{Host: host})
+	return nil
+}
+
+func (m *memStore) AcquireProbe(ctx context.Context, host string, slots int) (string, bool, error) {
+	if m.onAcquire != nil {
+		m.onAcquire(ctx)
+	}
+	if err := m.enter(ctx); err != nil {
+		return "", false, err
+	}
+	defer m.mu.Unlock()
+	if m.leases[host] == nil {
+		m.leases[host] = map[string]bool{}
+	}
+	if len(m.leases[host]) >= slots {
+		return "", false, nil
+	}
+	m.nextID++
+	lease := fmt.Sprint(m.nextID)
+	m.leases[host][lease] = true
+	return lease, true, nil
+}
+
+func (m *memStore) ReleaseProbe(ctx context.Context, host, lease string) error {
+	if err := m.enter(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	delete(m.leases[host], lease)
+	return nil
+}
+
+// Subscribe delivers the openings in force, then every event, until
+// unsubscribed.
+func (m *memStore) Subscribe(f func(httpbreaker.FleetEvent)) func() {
+	m.mu.Lock()
+	id := m.nextSub
+	m.nextSub++
+	m.subs[id] = f
+	open := maps.Clone(m.open)
+	m.mu.Unlock()
+	for host, until := range open {
+		f(httpbreaker.FleetEvent{Host: host, Open: true, Until: until})
+	}
+	return func() {
+		m.mu.Lock()
+		delete(m.subs, id)
+		m.mu.Unlock()
+	}
+}
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const host = "http://api.test"
+
+var (
+	closed   = httpbreaker.StateClosed
+	open     = httpbreaker.StateOpen
+	halfOpen = httpbreaker.StateHalfOpen
+)
+
+// gate is a base transport whose calls block until released, so a test can
+// hold requests in flight.
+type gate struct {
+	entered  chan struct{}
+	release  chan struct{}
+	inFlight atomic.Int64
+	maxSeen  atomic.Int64
+	status   int
+}
+
+func newGate(status int) *gate {
+	return &gate{entered: make(chan struct{}, 100), release: make(chan struct{}), status: status}
+}
+
+func (g *gate) RoundTrip(req *http.Request) (*http.Response, error) {
+	n := g.inFlight.Add(1)
+	for {
+		m := g.maxSeen.Load()
+		if n <= m || g.maxSeen.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	g.entered <- struct{}{}
+	<-g.release
+	g.inFlight.Add(-1)
+	return response(req, g.status, "ok"), nil
 }
