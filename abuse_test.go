@@ -87,41 +87,6 @@ func TestUnreadBodyHoldsNoProbeSlot(t *testing.T) {
 	assert.True(t, rt.IsClosed(host))
 }
 
-func TestPanickingClassifierReleasesTheProbeSlot(t *testing.T) {
-	clock := newClock()
-	explode := false
-	rt := newTransport(t, failingHosts("api.test"), httpbreaker.WithClock(clock.Now),
-		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1, ResetTimeout: time.Second}),
-		httpbreaker.WithClassifier(func(resp *http.Response, err error) httpbreaker.Outcome {
-			if explode {
-				panic("classifier exploded")
-			}
-			return httpbreaker.DefaultClassifier(resp, err)
-		}))
-	_, _ = get(t, rt, host)
-	clock.At(time.Second)
-	explode = true
-	assert.PanicsWithValue(t, "classifier exploded", func() { _, _ = get(t, rt, host) })
-	explode = false
-	require.True(t, rt.IsHalfOpen(host))
-	_, err := get(t, rt, host)
-	require.NoError(t, err, "a probe was admitted again")
-	assert.True(t, rt.IsOpen(host), "and its failure reopened the circuit")
-	assert.Equal(t, uint64(1), rt.Status(host).Total.Ignored, "the lost probe counts as ignored")
-}
-
-func TestPanickingFallbackLeavesTheStateAlone(t *testing.T) {
-	rt := newTransport(t, failingHosts("api.test"), httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}),
-		httpbreaker.WithFallback(func(*http.Request, error) (*http.Response, error) { panic("fallback exploded") }))
-	_, _ = get(t, rt, host)
-	body := newBody("x")
-	assert.PanicsWithValue(t, "fallback exploded", func() { _, _ = rt.RoundTrip(mustRequestBody(t, host, body)) })
-	assert.True(t, body.closed.Load(), "the body was closed before the fallback ran")
-	st := rt.Status(host)
-	assert.Equal(t, httpbreaker.StateOpen, st.State)
-	assert.Equal(t, uint64(1), st.Total.Rejected)
-}
-
 // countingReader records how much of it was read.
 type countingReader struct {
 	closeRecorder
@@ -158,4 +123,104 @@ func TestSwallowedBodiesAreDrainedWithABound(t *testing.T) {
 	assert.LessOrEqual(t, big.read.Load(), int64(64<<10), "and drained only so far")
 	assert.Positive(t, big.read.Load())
 	_, _ = io.Copy(io.Discard, big)
+}
+
+// A panic in the base transport, the classifier, a listener or the
+// fallback reaches the caller and leaves the breaker consistent: no probe
+// slot lost, later transitions delivered, the request body closed.
+func TestPanicsReachTheCallerAndLeaveTheBreakerConsistent(t *testing.T) {
+	tests := []struct {
+		name string
+		// when is where the panic strikes: "probe", "trip" or "refusal".
+		when string
+		opts func(explode *atomic.Bool, base *atomic.Int64) []httpbreaker.Option
+		base func(explode *atomic.Bool, status *atomic.Int64) http.RoundTripper
+	}{
+		{name: "base", when: "probe", base: func(explode *atomic.Bool, status *atomic.Int64) http.RoundTripper {
+			return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+				if explode.Load() {
+					panic("base exploded")
+				}
+				return response(req, int(status.Load()), ""), nil
+			})
+		}},
+		{name: "classifier", when: "probe", opts: func(explode *atomic.Bool, _ *atomic.Int64) []httpbreaker.Option {
+			return []httpbreaker.Option{httpbreaker.WithClassifier(func(resp *http.Response, err error) httpbreaker.Outcome {
+				if explode.Load() {
+					panic("classifier exploded")
+				}
+				return httpbreaker.DefaultClassifier(resp, err)
+			})}
+		}},
+		{name: "listener", when: "trip", opts: func(explode *atomic.Bool, _ *atomic.Int64) []httpbreaker.Option {
+			return []httpbreaker.Option{httpbreaker.WithOnStateChange(func(string, httpbreaker.State, httpbreaker.State) {
+				if explode.CompareAndSwap(true, false) {
+					panic("listener exploded")
+				}
+			})}
+		}},
+		{name: "fallback", when: "refusal", opts: func(explode *atomic.Bool, _ *atomic.Int64) []httpbreaker.Option {
+			return []httpbreaker.Option{httpbreaker.WithFallback(func(req *http.Request, err error) (*http.Response, error) {
+				if explode.Load() {
+					panic("fallback exploded")
+				}
+				return nil, err
+			})}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newClock()
+			var explode atomic.Bool
+			var status atomic.Int64
+			status.Store(500)
+			var base http.RoundTripper = statusFor(&status)
+			if tt.base != nil {
+				base = tt.base(&explode, &status)
+			}
+			opts := []httpbreaker.Option{httpbreaker.WithClock(clock.Now),
+				httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1, ResetTimeout: time.Second})}
+			if tt.opts != nil {
+				opts = append(opts, tt.opts(&explode, &status)...)
+			}
+			var heard transitionLog
+			rt := newTransport(t, base, append(opts, httpbreaker.WithOnStateChange(heard.listen))...)
+			panics := func() {
+				t.Helper()
+				assert.PanicsWithValue(t, tt.name+" exploded", func() { _, _ = get(t, rt, host) }, "the panic reaches the caller")
+			}
+
+			if tt.when == "trip" {
+				explode.Store(true)
+				panics()
+			} else {
+				_, _ = get(t, rt, host)
+			}
+			require.True(t, rt.IsOpen(host), "the opening happened, whatever panicked after it")
+			if tt.when == "refusal" {
+				explode.Store(true)
+				body := newBody("x")
+				assert.PanicsWithValue(t, "fallback exploded", func() { _, _ = rt.RoundTrip(mustRequestBody(t, host, body)) })
+				assert.True(t, body.closed.Load(), "the body was closed before the fallback ran")
+				assert.Equal(t, uint64(1), rt.Status(host).Total.Rejected)
+				explode.Store(false)
+			}
+
+			clock.At(time.Second)
+			if tt.when == "probe" {
+				explode.Store(true)
+				panics()
+				explode.Store(false)
+				require.True(t, rt.IsHalfOpen(host), "the probe's slot was given back, not its result counted")
+				assert.Equal(t, uint64(1), rt.Status(host).Total.Ignored, "the lost probe counts as ignored")
+			}
+			status.Store(200)
+			code, err := get(t, rt, host)
+			require.NoError(t, err, "a probe is admitted")
+			assert.Equal(t, 200, code)
+			assert.True(t, rt.IsClosed(host))
+			assert.Subset(t, heard.get(), []string{"api.test: open -> half-open", "api.test: half-open -> closed"},
+				"later transitions are delivered")
+		})
+	}
 }

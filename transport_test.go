@@ -424,32 +424,6 @@ func TestListenerMayCallBackIntoTheTransport(t *testing.T) {
 	assert.True(t, rt.IsClosed(host))
 }
 
-func TestPanickingProbeReleasesItsSlot(t *testing.T) {
-	clock := newClock()
-	mode := "fail"
-	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		switch mode {
-		case "panic":
-			panic("base exploded")
-		case "fail":
-			return response(req, 500, ""), nil
-		}
-		return response(req, 200, ""), nil
-	})
-	rt := newTransport(t, base, httpbreaker.WithClock(clock.Now),
-		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1, ResetTimeout: time.Second}))
-	_, _ = get(t, rt, host)
-	clock.At(time.Second)
-	mode = "panic"
-	assert.PanicsWithValue(t, "base exploded", func() { _, _ = get(t, rt, host) }, "the panic reaches the caller")
-	assert.Equal(t, halfOpen, rt.State(host))
-	mode = "ok"
-	code, err := get(t, rt, host)
-	require.NoError(t, err, "the slot was given back")
-	assert.Equal(t, 200, code)
-	assert.True(t, rt.IsClosed(host))
-}
-
 func TestEndToEndThroughHTTPClient(t *testing.T) {
 	var healthy atomic.Bool
 	var hits atomic.Int64
@@ -540,32 +514,6 @@ func TestCallerCancellationIsIgnoredButDeadlinesFail(t *testing.T) {
 	<-arrived
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.True(t, rt.IsOpen(srv.URL), "a host that outlasts the deadline has failed")
-}
-
-func TestPanickingListenerLeavesTheBreakerWorking(t *testing.T) {
-	clock := newClock()
-	var status atomic.Int64
-	status.Store(500)
-	log := &transitionLog{}
-	explode := true
-	rt := newTransport(t, statusFor(&status), httpbreaker.WithClock(clock.Now),
-		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1, ResetTimeout: time.Second}),
-		httpbreaker.WithOnStateChange(func(h string, from, to httpbreaker.State) {
-			if explode {
-				explode = false
-				panic("listener exploded")
-			}
-			log.listen(h, from, to)
-		}))
-	assert.PanicsWithValue(t, "listener exploded", func() { _, _ = get(t, rt, host) })
-	assert.True(t, rt.IsOpen(host), "the transition happened before the listener ran")
-	clock.At(time.Second)
-	status.Store(200)
-	code, err := get(t, rt, host)
-	require.NoError(t, err)
-	assert.Equal(t, 200, code)
-	assert.Equal(t, []string{"api.test: open -> half-open", "api.test: half-open -> closed"}, log.get(),
-		"later transitions are still delivered")
 }
 
 // net/http's client tolerates a response without Body or Header from a
