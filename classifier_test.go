@@ -135,3 +135,32 @@ func TestCancellationWithACauseIsIgnored(t *testing.T) {
 	}
 	assert.Equal(t, httpbreaker.StateOpen, rt.State(srv.URL), "two expired deadlines open it")
 }
+
+func TestCallerCancellationIsIgnoredButDeadlinesFail(t *testing.T) {
+	arrived := make(chan struct{}, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-r.Context().Done() // hang until the caller gives up
+	}))
+	defer srv.Close()
+	rt := newTransport(t, nil, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}))
+	defer rt.CloseIdleConnections()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-arrived
+		cancel()
+	}()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
+	_, err := rt.RoundTrip(req)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.True(t, rt.IsClosed(srv.URL), "the caller's own cancellation is not the host's failure")
+
+	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req, _ = http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
+	_, err = rt.RoundTrip(req)
+	<-arrived
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.True(t, rt.IsOpen(srv.URL), "a host that outlasts the deadline has failed")
+}

@@ -446,3 +446,61 @@ func TestWithCallerHeadersSeparatesCallersByThem(t *testing.T) {
 		assert.ErrorContains(t, err, "WithCallerHeaders", "%q", bad)
 	}
 }
+
+func TestFallbackAnswersRefusals(t *testing.T) {
+	base := failingHosts("api.test")
+	var sawErr error
+	var sawBodyClosed bool
+	var body *closeRecorder
+	rt := newTransport(t, base, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}),
+		httpbreaker.WithFallback(func(req *http.Request, err error) (*http.Response, error) {
+			sawErr = err
+			sawBodyClosed = body.closed.Load()
+			resp := response(req, 200, "cached menu")
+			resp.Header.Set("Warning", `110 - "stale"`)
+			return resp, nil
+		}))
+	body = newBody("x")
+	_, _ = rt.RoundTrip(mustRequestBody(t, host, body))
+	require.True(t, rt.IsOpen(host))
+	calls := base.calls.Load()
+
+	body = newBody("x")
+	resp, err := (&http.Client{Transport: rt}).Do(mustRequestBody(t, host, body))
+	require.NoError(t, err)
+	got, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	assert.Equal(t, "cached menu", string(got))
+	assert.Equal(t, calls, base.calls.Load(), "the fallback answered; nothing was sent")
+	assert.ErrorIs(t, sawErr, httpbreaker.ErrCircuitOpen)
+	assert.True(t, sawBodyClosed, "the body is closed before the fallback runs")
+}
+
+func TestFallbackThatMisbehaves(t *testing.T) {
+	leaked := newBody("x")
+	own := errors.New("fallback: no cache")
+	tests := []struct {
+		name    string
+		f       httpbreaker.Fallback
+		wantErr error
+	}{
+		{"nil and nil", func(*http.Request, error) (*http.Response, error) { return nil, nil }, httpbreaker.ErrCircuitOpen},
+		{"its own error", func(*http.Request, error) (*http.Response, error) { return nil, own }, own},
+		{"both", func(req *http.Request, _ error) (*http.Response, error) {
+			resp := response(req, 200, "")
+			resp.Body = leaked
+			return resp, own
+		}, own},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rt := newTransport(t, failingHosts("api.test"), httpbreaker.WithFallback(tt.f),
+				httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}))
+			_, _ = get(t, rt, host)
+			resp, err := rt.RoundTrip(mustRequest(t, "GET", host))
+			assert.Nil(t, resp)
+			assert.ErrorIs(t, err, tt.wantErr)
+		})
+	}
+	assert.True(t, leaked.closed.Load(), "a response swallowed with an error is closed")
+}

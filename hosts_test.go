@@ -375,3 +375,105 @@ func TestSnapshotJSONRoundTrip(t *testing.T) {
 	_, err = httpbreaker.State(7).MarshalText()
 	assert.Error(t, err)
 }
+
+func TestOneBreakerPerHost(t *testing.T) {
+	base := failingHosts("down.test", "127.0.0.1:8080")
+	rt := newTransport(t, base, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 2}))
+	for range 2 {
+		_, _ = get(t, rt, "http://down.test/a")
+		_, _ = get(t, rt, "http://127.0.0.1:8080/a")
+		_, _ = get(t, rt, "http://up.test/a")
+	}
+	assert.True(t, rt.IsOpen("down.test"))
+	assert.True(t, rt.IsOpen("127.0.0.1:8080"))
+	assert.True(t, rt.IsClosed("127.0.0.1"), "another port is another host")
+	assert.True(t, rt.IsClosed("up.test"))
+	code, err := get(t, rt, "http://up.test/b")
+	require.NoError(t, err)
+	assert.Equal(t, 200, code)
+}
+
+func TestKeyNormalisation(t *testing.T) {
+	tests := []struct {
+		name     string
+		requests []string // all must share one breaker
+		names    []string // and State must find it under each of these
+		other    []string // hosts that are not it
+	}{
+		{
+			name:     "case and the scheme's default port",
+			requests: []string{"https://API.example.com:443/x", "https://api.example.com/y", "http://api.EXAMPLE.com:80/"},
+			names:    []string{"api.example.com", "API.example.com", "api.example.com:443", "https://api.example.com/z", "http://api.example.com:80", "user@api.example.com/path"},
+			other:    []string{"example.com", "api.example.com:8443", "http://api.example.com:8080"},
+		},
+		{
+			name:     "an explicit non-default port",
+			requests: []string{"http://127.0.0.1:8080/a", "http://127.0.0.1:8080/b"},
+			names:    []string{"127.0.0.1:8080", "http://127.0.0.1:8080/menu"},
+			other:    []string{"127.0.0.1", "http://127.0.0.1", "127.0.0.1:80"},
+		},
+		{
+			name:     "a port that is another scheme's default",
+			requests: []string{"http://api.example.com:443/"},
+			names:    []string{"api.example.com:443", "http://api.example.com:443/"},
+			other:    []string{"api.example.com", "https://api.example.com"},
+		},
+		{
+			name:     "IPv6 literals",
+			requests: []string{"http://[::1]:8080/", "http://[::1]:8080/x"},
+			names:    []string{"[::1]:8080", "http://[::1]:8080"},
+			other:    []string{"[::1]", "::1"},
+		},
+		{
+			name:     "IPv6 without a port",
+			requests: []string{"https://[2001:DB8::1]/", "https://[2001:db8::1]:443/"},
+			names:    []string{"2001:db8::1", "[2001:db8::1]", "[2001:db8::1]:443"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rt := newTransport(t, newFakeBase(func(string) int { return 500 }),
+				httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: len(tt.requests)}))
+			for _, u := range tt.requests {
+				_, _ = get(t, rt, u)
+			}
+			for _, n := range tt.names {
+				assert.True(t, rt.IsOpen(n), "State(%q)", n)
+			}
+			for _, n := range tt.other {
+				assert.True(t, rt.IsClosed(n), "State(%q)", n)
+			}
+		})
+	}
+}
+
+func TestWithKeyFunc(t *testing.T) {
+	base := newFakeBase(func(string) int { return 500 })
+	byTenant := func(req *http.Request) string { return req.Header.Get("X-Tenant") }
+	rt := newTransport(t, base, httpbreaker.WithKeyFunc(byTenant),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 2}))
+	send := func(url, tenant string) error {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if tenant != "" {
+			req.Header.Set("X-Tenant", tenant)
+		}
+		resp, err := rt.RoundTrip(req)
+		if resp != nil {
+			_ = resp.Body.Close()
+		}
+		return err
+	}
+	require.NoError(t, send("http://a.test", "Acme"))
+	require.NoError(t, send("http://b.test", "Acme"), "another host, same key")
+	assert.True(t, rt.IsOpen("Acme"), "keys are taken exactly as the key func returns them")
+	assert.True(t, rt.IsClosed("acme"))
+	assert.True(t, rt.IsClosed("a.test"))
+	assert.ErrorIs(t, send("http://c.test", "Acme"), httpbreaker.ErrCircuitOpen)
+	assert.NoError(t, send("http://a.test", "Globex"))
+
+	calls := base.calls.Load()
+	err := send("http://a.test", "")
+	require.Error(t, err, "an empty key")
+	assert.Contains(t, err.Error(), "no host")
+	assert.Equal(t, calls, base.calls.Load(), "nothing sent")
+}

@@ -335,3 +335,11 @@ func TestRateWindowForgetsOldFailuresExactly(t *testing.T) {
 	_, _ = get(t, rt, host)
 	assert.Equal(t, httpbreaker.StateOpen, rt.State(host), "two now")
 }
+
+func TestPolicyIsCopied(t *testing.T) {
+	p := httpbreaker.Policy{FailureThreshold: 1}
+	rt := newTransport(t, failingHosts("api.test"), httpbreaker.WithPolicy(p))
+	p.FailureThreshold = 100
+	_, _ = get(t, rt, host)
+	assert.True(t, rt.IsOpen(host))
+}

@@ -123,3 +123,41 @@ func TestTransitionInstantsNeverGoBackwards(t *testing.T) {
 	assert.Equal(t, httpbreaker.StateOpen, heard[0].To)
 	assert.False(t, heard[1].At.Before(heard[0].At), "closed at %v after opening at %v", heard[1].At, heard[0].At)
 }
+
+func TestListenersHearEveryTransitionInOrder(t *testing.T) {
+	clock := newClock()
+	var status atomic.Int64
+	status.Store(500)
+	first, second := &transitionLog{}, &transitionLog{}
+	rt := newTransport(t, statusFor(&status), httpbreaker.WithClock(clock.Now),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1, ResetTimeout: time.Second}),
+		httpbreaker.WithOnStateChange(first.listen), httpbreaker.WithOnStateChange(second.listen))
+	_, _ = get(t, rt, host)
+	clock.At(time.Second)
+	_, _ = get(t, rt, host) // a failing probe
+	clock.At(2 * time.Second)
+	status.Store(200)
+	_, _ = get(t, rt, host)
+	want := []string{
+		"api.test: closed -> open", "api.test: open -> half-open", "api.test: half-open -> open",
+		"api.test: open -> half-open", "api.test: half-open -> closed",
+	}
+	assert.Equal(t, want, first.get())
+	assert.Equal(t, want, second.get())
+}
+
+func TestListenerMayCallBackIntoTheTransport(t *testing.T) {
+	log := &transitionLog{}
+	var rt *httpbreaker.Transport
+	rt = newTransport(t, failingHosts("api.test"), httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}),
+		httpbreaker.WithOnStateChange(func(h string, from, to httpbreaker.State) {
+			log.listen(h, from, to)
+			assert.Equal(t, to, rt.State(h), "the listener sees the state it is told of")
+			if to == httpbreaker.StateOpen {
+				rt.ClearState(h) // would deadlock if listeners ran under the lock
+			}
+		}))
+	_, _ = get(t, rt, host)
+	assert.Equal(t, []string{"api.test: closed -> open", "api.test: open -> closed"}, log.get())
+	assert.True(t, rt.IsClosed(host))
+}

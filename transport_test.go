@@ -3,7 +3,6 @@ package httpbreaker_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -29,108 +28,6 @@ func failingHosts(down ...string) *fakeBase {
 		}
 		return 200
 	})
-}
-
-func TestOneBreakerPerHost(t *testing.T) {
-	base := failingHosts("down.test", "127.0.0.1:8080")
-	rt := newTransport(t, base, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 2}))
-	for range 2 {
-		_, _ = get(t, rt, "http://down.test/a")
-		_, _ = get(t, rt, "http://127.0.0.1:8080/a")
-		_, _ = get(t, rt, "http://up.test/a")
-	}
-	assert.True(t, rt.IsOpen("down.test"))
-	assert.True(t, rt.IsOpen("127.0.0.1:8080"))
-	assert.True(t, rt.IsClosed("127.0.0.1"), "another port is another host")
-	assert.True(t, rt.IsClosed("up.test"))
-	code, err := get(t, rt, "http://up.test/b")
-	require.NoError(t, err)
-	assert.Equal(t, 200, code)
-}
-
-func TestKeyNormalisation(t *testing.T) {
-	tests := []struct {
-		name     string
-		requests []string // all must share one breaker
-		names    []string // and State must find it under each of these
-		other    []string // hosts that are not it
-	}{
-		{
-			name:     "case and the scheme's default port",
-			requests: []string{"https://API.example.com:443/x", "https://api.example.com/y", "http://api.EXAMPLE.com:80/"},
-			names:    []string{"api.example.com", "API.example.com", "api.example.com:443", "https://api.example.com/z", "http://api.example.com:80", "user@api.example.com/path"},
-			other:    []string{"example.com", "api.example.com:8443", "http://api.example.com:8080"},
-		},
-		{
-			name:     "an explicit non-default port",
-			requests: []string{"http://127.0.0.1:8080/a", "http://127.0.0.1:8080/b"},
-			names:    []string{"127.0.0.1:8080", "http://127.0.0.1:8080/menu"},
-			other:    []string{"127.0.0.1", "http://127.0.0.1", "127.0.0.1:80"},
-		},
-		{
-			name:     "a port that is another scheme's default",
-			requests: []string{"http://api.example.com:443/"},
-			names:    []string{"api.example.com:443", "http://api.example.com:443/"},
-			other:    []string{"api.example.com", "https://api.example.com"},
-		},
-		{
-			name:     "IPv6 literals",
-			requests: []string{"http://[::1]:8080/", "http://[::1]:8080/x"},
-			names:    []string{"[::1]:8080", "http://[::1]:8080"},
-			other:    []string{"[::1]", "::1"},
-		},
-		{
-			name:     "IPv6 without a port",
-			requests: []string{"https://[2001:DB8::1]/", "https://[2001:db8::1]:443/"},
-			names:    []string{"2001:db8::1", "[2001:db8::1]", "[2001:db8::1]:443"},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rt := newTransport(t, newFakeBase(func(string) int { return 500 }),
-				httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: len(tt.requests)}))
-			for _, u := range tt.requests {
-				_, _ = get(t, rt, u)
-			}
-			for _, n := range tt.names {
-				assert.True(t, rt.IsOpen(n), "State(%q)", n)
-			}
-			for _, n := range tt.other {
-				assert.True(t, rt.IsClosed(n), "State(%q)", n)
-			}
-		})
-	}
-}
-
-func TestWithKeyFunc(t *testing.T) {
-	base := newFakeBase(func(string) int { return 500 })
-	byTenant := func(req *http.Request) string { return req.Header.Get("X-Tenant") }
-	rt := newTransport(t, base, httpbreaker.WithKeyFunc(byTenant),
-		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 2}))
-	send := func(url, tenant string) error {
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		if tenant != "" {
-			req.Header.Set("X-Tenant", tenant)
-		}
-		resp, err := rt.RoundTrip(req)
-		if resp != nil {
-			_ = resp.Body.Close()
-		}
-		return err
-	}
-	require.NoError(t, send("http://a.test", "Acme"))
-	require.NoError(t, send("http://b.test", "Acme"), "another host, same key")
-	assert.True(t, rt.IsOpen("Acme"), "keys are taken exactly as the key func returns them")
-	assert.True(t, rt.IsClosed("acme"))
-	assert.True(t, rt.IsClosed("a.test"))
-	assert.ErrorIs(t, send("http://c.test", "Acme"), httpbreaker.ErrCircuitOpen)
-	assert.NoError(t, send("http://a.test", "Globex"))
-
-	calls := base.calls.Load()
-	err := send("http://a.test", "")
-	require.Error(t, err, "an empty key")
-	assert.Contains(t, err.Error(), "no host")
-	assert.Equal(t, calls, base.calls.Load(), "nothing sent")
 }
 
 func TestInvalidMethod(t *testing.T) {
@@ -215,14 +112,6 @@ func TestNewRejectsBadConfiguration(t *testing.T) {
 			assert.True(t, strings.HasPrefix(err.Error(), "httpbreaker: "), err.Error())
 		})
 	}
-}
-
-func TestPolicyIsCopied(t *testing.T) {
-	p := httpbreaker.Policy{FailureThreshold: 1}
-	rt := newTransport(t, failingHosts("api.test"), httpbreaker.WithPolicy(p))
-	p.FailureThreshold = 100
-	_, _ = get(t, rt, host)
-	assert.True(t, rt.IsOpen(host))
 }
 
 func TestBadRequestsGetErrorsNotPanics(t *testing.T) {
@@ -321,107 +210,11 @@ func TestCloseIdleConnectionsIsForwarded(t *testing.T) {
 	newTransport(t, roundTripFunc(nil)).CloseIdleConnections() // a base without it: nothing happens
 }
 
-func TestFallbackAnswersRefusals(t *testing.T) {
-	base := failingHosts("api.test")
-	var sawErr error
-	var sawBodyClosed bool
-	var body *closeRecorder
-	rt := newTransport(t, base, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}),
-		httpbreaker.WithFallback(func(req *http.Request, err error) (*http.Response, error) {
-			sawErr = err
-			sawBodyClosed = body.closed.Load()
-			resp := response(req, 200, "cached menu")
-			resp.Header.Set("Warning", `110 - "stale"`)
-			return resp, nil
-		}))
-	body = newBody("x")
-	_, _ = rt.RoundTrip(mustRequestBody(t, host, body))
-	require.True(t, rt.IsOpen(host))
-	calls := base.calls.Load()
-
-	body = newBody("x")
-	resp, err := (&http.Client{Transport: rt}).Do(mustRequestBody(t, host, body))
-	require.NoError(t, err)
-	got, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	assert.Equal(t, "cached menu", string(got))
-	assert.Equal(t, calls, base.calls.Load(), "the fallback answered; nothing was sent")
-	assert.ErrorIs(t, sawErr, httpbreaker.ErrCircuitOpen)
-	assert.True(t, sawBodyClosed, "the body is closed before the fallback runs")
-}
-
 func mustRequestBody(t *testing.T, url string, body io.ReadCloser) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, body)
 	require.NoError(t, err)
 	return req
-}
-
-func TestFallbackThatMisbehaves(t *testing.T) {
-	leaked := newBody("x")
-	own := errors.New("fallback: no cache")
-	tests := []struct {
-		name    string
-		f       httpbreaker.Fallback
-		wantErr error
-	}{
-		{"nil and nil", func(*http.Request, error) (*http.Response, error) { return nil, nil }, httpbreaker.ErrCircuitOpen},
-		{"its own error", func(*http.Request, error) (*http.Response, error) { return nil, own }, own},
-		{"both", func(req *http.Request, _ error) (*http.Response, error) {
-			resp := response(req, 200, "")
-			resp.Body = leaked
-			return resp, own
-		}, own},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rt := newTransport(t, failingHosts("api.test"), httpbreaker.WithFallback(tt.f),
-				httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}))
-			_, _ = get(t, rt, host)
-			resp, err := rt.RoundTrip(mustRequest(t, "GET", host))
-			assert.Nil(t, resp)
-			assert.ErrorIs(t, err, tt.wantErr)
-		})
-	}
-	assert.True(t, leaked.closed.Load(), "a response swallowed with an error is closed")
-}
-
-func TestListenersHearEveryTransitionInOrder(t *testing.T) {
-	clock := newClock()
-	var status atomic.Int64
-	status.Store(500)
-	first, second := &transitionLog{}, &transitionLog{}
-	rt := newTransport(t, statusFor(&status), httpbreaker.WithClock(clock.Now),
-		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1, ResetTimeout: time.Second}),
-		httpbreaker.WithOnStateChange(first.listen), httpbreaker.WithOnStateChange(second.listen))
-	_, _ = get(t, rt, host)
-	clock.At(time.Second)
-	_, _ = get(t, rt, host) // a failing probe
-	clock.At(2 * time.Second)
-	status.Store(200)
-	_, _ = get(t, rt, host)
-	want := []string{
-		"api.test: closed -> open", "api.test: open -> half-open", "api.test: half-open -> open",
-		"api.test: open -> half-open", "api.test: half-open -> closed",
-	}
-	assert.Equal(t, want, first.get())
-	assert.Equal(t, want, second.get())
-}
-
-func TestListenerMayCallBackIntoTheTransport(t *testing.T) {
-	log := &transitionLog{}
-	var rt *httpbreaker.Transport
-	rt = newTransport(t, failingHosts("api.test"), httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}),
-		httpbreaker.WithOnStateChange(func(h string, from, to httpbreaker.State) {
-			log.listen(h, from, to)
-			assert.Equal(t, to, rt.State(h), "the listener sees the state it is told of")
-			if to == httpbreaker.StateOpen {
-				rt.ClearState(h) // would deadlock if listeners ran under the lock
-			}
-		}))
-	_, _ = get(t, rt, host)
-	assert.Equal(t, []string{"api.test: closed -> open", "api.test: open -> closed"}, log.get())
-	assert.True(t, rt.IsClosed(host))
 }
 
 func TestEndToEndThroughHTTPClient(t *testing.T) {
@@ -485,35 +278,6 @@ func TestWithHTTPMockHosts(t *testing.T) {
 	assert.Equal(t, 3, info["GET https://menu.test/today"])
 	assert.Equal(t, 2, info["GET https://flaky.test/today"], "the third call was refused")
 	assert.Equal(t, 2, info["GET https://reset.test/today"])
-}
-
-func TestCallerCancellationIsIgnoredButDeadlinesFail(t *testing.T) {
-	arrived := make(chan struct{}, 10)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		arrived <- struct{}{}
-		<-r.Context().Done() // hang until the caller gives up
-	}))
-	defer srv.Close()
-	rt := newTransport(t, nil, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}))
-	defer rt.CloseIdleConnections()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		<-arrived
-		cancel()
-	}()
-	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
-	_, err := rt.RoundTrip(req)
-	require.ErrorIs(t, err, context.Canceled)
-	assert.True(t, rt.IsClosed(srv.URL), "the caller's own cancellation is not the host's failure")
-
-	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	req, _ = http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
-	_, err = rt.RoundTrip(req)
-	<-arrived
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.True(t, rt.IsOpen(srv.URL), "a host that outlasts the deadline has failed")
 }
 
 // net/http's client tolerates a response without Body or Header from a
