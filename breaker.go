@@ -57,20 +57,28 @@ type breaker struct {
 	probes int32
 	// successes counts consecutive probe successes while half-open.
 	successes int32
-	// lastAt is the offset of the latest transition: instants handed to
-	// listeners never go backwards.
-	lastAt int64
-	// events are transitions not yet delivered to listeners. A pointer,
-	// nil until the first, so that the many hosts that never change state
-	// pay 8 bytes for it rather than a 24-byte slice header.
-	events *[]Transition
+	// more is what few breakers need: nil until the first transition, or
+	// set when the breaker is made under a Window policy (and then only
+	// read without mu), so a host that never changes state pays 8 bytes
+	// for it. Written under mu.
+	more *breakerMore
 
 	// Set when the breaker is made, then only read.
 
+	host string
+}
+
+// breakerMore holds a breaker's rarely needed parts.
+type breakerMore struct {
 	// window counts outcomes for the failure-rate rule (its buckets are
-	// atomics); nil when the rule is off.
+	// atomics); nil when the rule is off. Set when made, then only read.
 	window *rateWindow
-	host   string
+	// lastAt is the offset of the latest transition: instants handed to
+	// listeners never go backwards. Requires the breaker's mu.
+	lastAt int64
+	// events are transitions not yet delivered to listeners. Requires the
+	// breaker's mu.
+	events []Transition
 }
 
 // never is the retry offset of an isolated circuit, and what saturated
@@ -85,7 +93,7 @@ const maxReopens = 62
 func newBreaker(host string, s *shared) *breaker {
 	b := &breaker{host: host}
 	if s.policy.Window > 0 {
-		b.window = new(rateWindow)
+		b.more = &breakerMore{window: new(rateWindow)}
 	}
 	return b
 }
@@ -201,12 +209,13 @@ func (b *breaker) countFailure(s *shared, tk ticket, v verdict) {
 // whether the window's failure ratio now opens the circuit. While no
 // failure is in the window, a success costs one bucket update.
 func (b *breaker) rateTrips(s *shared, tk ticket, v verdict) bool {
-	if b.window == nil || b.load().gen() != tk.gen {
+	if s.policy.Window == 0 || b.load().gen() != tk.gen { // b.more is fixed when Window is set
 		return false
 	}
+	window := b.more.window
 	index := s.bucket(v.at)
-	return b.window.record(index, v.outcome == Failure) &&
-		b.window.exceeded(index, s.policy.MinimumRequests, s.policy.FailureRatio)
+	return window.record(index, v.outcome == Failure) &&
+		window.exceeded(index, s.policy.MinimumRequests, s.policy.FailureRatio)
 }
 
 // trip counts the failure that reaches the threshold and opens the circuit,
@@ -363,7 +372,10 @@ func (b *breaker) advance(s *shared, now int64) word {
 // mu), and a closed circuit reads neither; the caller's retry writes them
 // again.
 func (b *breaker) transition(s *shared, w word, to State, now, until int64) bool {
-	now = max(now, b.lastAt) // the clock was read before mu: keep order
+	if b.more == nil {
+		b.more = new(breakerMore) // under mu; lock-free readers look only under a Window policy
+	}
+	now = max(now, b.more.lastAt) // the clock was read before mu: keep order
 	switch to {
 	case StateOpen:
 		if until == 0 {
@@ -381,12 +393,12 @@ func (b *breaker) transition(s *shared, w word, to State, now, until int64) bool
 	if !b.cas(w, packWord(to, 0, w.gen()+1)) {
 		return false
 	}
-	b.lastAt = now
+	b.more.lastAt = now
 	b.successes = 0
 	if to == StateClosed {
 		b.reopens = 0
-		if b.window != nil {
-			b.window.reset()
+		if b.more.window != nil {
+			b.more.window.reset()
 		}
 	}
 	if from := w.state(); from != to && !b.forgotten.Load() {
@@ -396,10 +408,7 @@ func (b *breaker) transition(s *shared, w word, to State, now, until int64) bool
 			if to == StateOpen && !b.isolated {
 				ev.RetryAt = s.instant(until)
 			}
-			if b.events == nil {
-				b.events = new([]Transition)
-			}
-			*b.events = append(*b.events, ev)
+			b.more.events = append(b.more.events, ev)
 		}
 	}
 	return true

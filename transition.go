@@ -62,7 +62,7 @@ func LogStateChanges(logger *slog.Logger) func(Transition) {
 // unlockAndNotify releases b.mu, then delivers any queued transitions.
 // Requires b.mu held.
 func (b *breaker) unlockAndNotify(s *shared) {
-	pending := b.events != nil && len(*b.events) > 0 && !b.notifying
+	pending := b.more != nil && len(b.more.events) > 0 && !b.notifying
 	b.mu.Unlock()
 	if pending {
 		b.notify(s)
@@ -89,16 +89,16 @@ func (b *breaker) notify(s *shared) {
 			b.mu.Unlock()
 		}
 	}()
-	for len(*b.events) > 0 {
-		ev := (*b.events)[0]
-		*b.events = (*b.events)[1:]
+	for len(b.more.events) > 0 {
+		ev := b.more.events[0]
+		b.more.events = b.more.events[1:]
 		b.mu.Unlock()
 		for _, listen := range s.listeners {
 			listen(ev)
 		}
 		b.mu.Lock()
 	}
-	*b.events = nil
+	b.more.events = nil
 	b.notifying = false
 	finished = true
 	b.mu.Unlock()
