@@ -1,6 +1,7 @@
 package httpbreaker_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
@@ -144,4 +145,23 @@ func BenchmarkRoundTripOpenParallel1000Hosts(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkContextControls prices WithKey and WithoutBreaker on the closed
+// path: before any such context exists (one atomic load), after one was
+// made (a context lookup per request), and for a request that carries one.
+func BenchmarkContextControls(b *testing.B) {
+	was := httpbreaker.SetControlsSeen(false)
+	defer httpbreaker.SetControlsSeen(was)
+	rt, err := httpbreaker.New(newOKBase())
+	if err != nil {
+		b.Fatal(err)
+	}
+	plain := requests(b, 1)
+	keyed := []*http.Request{plain[0].WithContext(httpbreaker.WithKey(context.Background(), "tenant-a"))}
+	httpbreaker.SetControlsSeen(false)
+	b.Run("never-used", func(b *testing.B) { benchSerial(b, rt, plain) })
+	httpbreaker.SetControlsSeen(true)
+	b.Run("used-elsewhere", func(b *testing.B) { benchSerial(b, rt, plain) })
+	b.Run("WithKey", func(b *testing.B) { benchSerial(b, rt, keyed) })
 }

@@ -67,6 +67,22 @@ func DefaultClassifier(resp *http.Response, err error) Outcome {
 	return Failure
 }
 
+// ServerErrorClassifier counts as failures only what says the host is in
+// trouble: a transport error (but not the caller's own cancellation), a 5xx,
+// 429 Too Many Requests and 408 Request Timeout. Everything else succeeds —
+// a 201, a redirect, a 404 — which is what a REST API or a crawler wants;
+// [DefaultClassifier] fails all but 200.
+func ServerErrorClassifier(resp *http.Response, err error) Outcome {
+	if err != nil {
+		return classifyError(err)
+	}
+	switch code := resp.StatusCode; {
+	case code >= 500, code == http.StatusTooManyRequests, code == http.StatusRequestTimeout:
+		return Failure
+	}
+	return Success
+}
+
 // SuccessStatus returns a classifier under which the given status codes
 // succeed and every other status fails. Transport errors are treated as
 // by [DefaultClassifier]. Codes outside 100–999 never match.

@@ -164,3 +164,15 @@ func TestCallerCancellationIsIgnoredButDeadlinesFail(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.True(t, rt.IsOpen(srv.URL), "a host that outlasts the deadline has failed")
 }
+
+func TestServerErrorClassifier(t *testing.T) {
+	for code, want := range map[int]httpbreaker.Outcome{
+		200: httpbreaker.Success, 201: httpbreaker.Success, 204: httpbreaker.Success, 301: httpbreaker.Success,
+		304: httpbreaker.Success, 400: httpbreaker.Success, 404: httpbreaker.Success, 408: httpbreaker.Failure,
+		429: httpbreaker.Failure, 500: httpbreaker.Failure, 503: httpbreaker.Failure, 599: httpbreaker.Failure,
+	} {
+		assert.Equal(t, want, httpbreaker.ServerErrorClassifier(status(code), nil), "%d", code)
+	}
+	assert.Equal(t, httpbreaker.Failure, httpbreaker.ServerErrorClassifier(nil, errUpstream))
+	assert.Equal(t, httpbreaker.Ignore, httpbreaker.ServerErrorClassifier(nil, context.Canceled))
+}

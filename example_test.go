@@ -1,6 +1,7 @@
 package httpbreaker_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -230,4 +231,81 @@ func ExamplePolicy() {
 	// Output:
 	// call 21 refused: httpbreaker: circuit open for "inventory.example", retry at 2026-01-01T12:01:19Z
 	// upstream calls: 20
+}
+
+// NewClient wraps an existing client's transport, keeping its timeout, jar
+// and redirect policy; ServerErrorClassifier suits a REST API, where a 201
+// or a 404 says nothing about the host's health.
+func ExampleNewClient() {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/missing" {
+			http.NotFound(w, r)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer upstream.Close()
+
+	client, rt, err := httpbreaker.NewClient(&http.Client{Timeout: 5 * time.Second},
+		httpbreaker.WithClassifier(httpbreaker.ServerErrorClassifier),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 2}))
+	if err != nil {
+		panic(err)
+	}
+	defer rt.Close()
+	defer client.CloseIdleConnections()
+	for _, path := range []string{"/orders", "/missing", "/missing", "/missing"} {
+		resp, err := client.Post(upstream.URL+path, "application/json", strings.NewReader("{}"))
+		if err != nil {
+			panic(err)
+		}
+		resp.Body.Close()
+		fmt.Println(path, resp.StatusCode)
+	}
+	fmt.Println("timeout kept:", client.Timeout, "- circuit:", rt.State(upstream.URL))
+	// Output:
+	// /orders 201
+	// /missing 404
+	// /missing 404
+	// /missing 404
+	// timeout kept: 5s - circuit: closed
+}
+
+// WithKey gives each tenant a circuit of its own on one shared host;
+// WithoutBreaker lets a health check through an open circuit.
+func ExampleWithKey() {
+	var down atomic.Bool
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() && r.Header.Get("X-Tenant") == "a" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer upstream.Close()
+	rt, err := httpbreaker.New(nil, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}))
+	if err != nil {
+		panic(err)
+	}
+	defer rt.CloseIdleConnections()
+	call := func(ctx context.Context, tenant string) string {
+		req, _ := http.NewRequestWithContext(httpbreaker.WithKey(ctx, "tenant-"+tenant), http.MethodGet, upstream.URL, nil)
+		req.Header.Set("X-Tenant", tenant)
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			return "refused"
+		}
+		resp.Body.Close()
+		return resp.Status
+	}
+	down.Store(true)
+	fmt.Println("a:", call(context.Background(), "a"))
+	fmt.Println("a:", call(context.Background(), "a"))
+	fmt.Println("b:", call(context.Background(), "b"))
+	fmt.Println("a, health check:", call(httpbreaker.WithoutBreaker(context.Background()), "a"))
+	fmt.Println("circuits:", rt.State("tenant-a"), rt.State("tenant-b"))
+	// Output:
+	// a: 503 Service Unavailable
+	// a: refused
+	// b: 200 OK
+	// a, health check: 503 Service Unavailable
+	// circuits: open closed
 }

@@ -14,3 +14,7 @@ func StaleEntrySize(req *http.Request, resp *http.Response) int64 {
 	_, _ = io.ReadAll(resp.Body)
 	return c.used
 }
+
+// SetControlsSeen sets whether the request path looks at contexts, as the
+// first WithKey or WithoutBreaker does, and returns what it was.
+func SetControlsSeen(seen bool) (was bool) { return controlsSeen.Swap(seen) }

@@ -95,9 +95,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errNilRequest
 	}
 	b, err := t.breakerFor(req)
-	if err != nil {
+	switch {
+	case err != nil:
 		closeBody(req)
 		return nil, err
+	case b == nil: // WithoutBreaker
+		return t.send(req)
 	}
 	tk, refused := b.admit(&t.s)
 	if refused != nil {
@@ -127,7 +130,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// breakerFor returns the breaker of req's key, or why req cannot be sent.
+// breakerFor returns the breaker of req's key, or why req cannot be sent,
+// or neither for a request whose context says WithoutBreaker.
 func (t *Transport) breakerFor(req *http.Request) (*breaker, error) {
 	switch {
 	case t.base == nil:
@@ -138,9 +142,18 @@ func (t *Transport) breakerFor(req *http.Request) (*breaker, error) {
 		return nil, &methodError{method: req.Method}
 	}
 	var key string
-	if t.keyFunc != nil {
+	if controlsSeen.Load() {
+		c := controlsOf(req.Context())
+		if c.bypass {
+			return nil, nil
+		}
+		key = c.key
+	}
+	switch {
+	case key != "": // WithKey
+	case t.keyFunc != nil:
 		key = t.keyFunc(req)
-	} else {
+	default:
 		if host := req.URL.Host; maybeKey(host) {
 			if b := t.hosts.peek(host); b != nil {
 				t.hosts.touch(b)
@@ -220,6 +233,23 @@ func (t *Transport) refuse(req *http.Request, refused *OpenError) (*http.Respons
 	}
 	resp, err := t.fallback(req, refused)
 	return oneOf(resp, err, refused)
+}
+
+// NewClient returns a copy of base — its Timeout, Jar and CheckRedirect
+// kept — whose transport is a new Transport over base's (a nil base, or a
+// nil base.Transport, means httpbreaker's default, see [New]), and that
+// Transport, for inspection and Close. base itself is never changed.
+func NewClient(base *http.Client, opts ...Option) (*http.Client, *Transport, error) {
+	var client http.Client
+	if base != nil {
+		client = *base
+	}
+	rt, err := New(client.Transport, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	client.Transport = rt
+	return &client, rt, nil
 }
 
 // CloseIdleConnections closes the base transport's idle connections, if it

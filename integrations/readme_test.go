@@ -1,6 +1,7 @@
 package integrations_test
 
 import (
+	"context"
 	"errors"
 	"log"
 	"log/slog"
@@ -28,11 +29,11 @@ import (
 // in the README is not here.
 
 func readmeUsage() error {
-	rt, err := httpbreaker.New(nil) // nil: a pooled transport of its own (go-cleanhttp)
+	client, rt, err := httpbreaker.NewClient(&http.Client{Timeout: 10 * time.Second})
 	if err != nil {
 		return err
 	}
-	client := &http.Client{Transport: rt, Timeout: 10 * time.Second}
+	defer rt.Close()
 
 	resp, err := client.Get("https://api.example.com/menu")
 	if errors.Is(err, httpbreaker.ErrCircuitOpen) {
@@ -46,6 +47,17 @@ func readmeUsage() error {
 }
 
 func serveSomethingElse() error { return nil }
+
+func readmeControls(ctx context.Context, tenantID, url string) error {
+	ctx = httpbreaker.WithKey(ctx, "tenant-"+tenantID) // this request's circuit, whatever its host
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	health := httpbreaker.WithoutBreaker(context.Background()) // never refused, counted or cached
+	_, _ = req, health
+	return nil
+}
 
 func readmePolicies() []httpbreaker.Policy {
 	// trip at 50% failures over 30s once 20 calls were seen (or after 5 failures in a row)
@@ -135,7 +147,7 @@ func readmeOtel(rt *httpbreaker.Transport) *http.Client {
 	return client
 }
 
-var _ = []any{readmeUsage, readmePolicies, readmeClassifiers, readmeManyHosts, readmeFleet, readmeLogging,
+var _ = []any{readmeUsage, readmeControls, readmePolicies, readmeClassifiers, readmeManyHosts, readmeFleet, readmeLogging,
 	readmePrometheus, readmeRetryablehttp, readmeResty, readmeOtel}
 
 func TestREADMESnippetsAreCompiled(t *testing.T) {
