@@ -7,6 +7,7 @@ go 1.26.0
 replace (
 	github.com/httpbreaker/httpbreaker => ../
 	github.com/httpbreaker/httpbreaker/integrations/breakermetrics => ./breakermetrics
+	github.com/httpbreaker/httpbreaker/integrations/breakerotel => ./breakerotel
 	github.com/httpbreaker/httpbreaker/integrations/retryhttp => ./retryhttp
 	github.com/httpbreaker/httpbreaker/redisstore => ../redisstore
 )
@@ -16,6 +17,7 @@ require (
 	github.com/hashicorp/go-retryablehttp v0.7.8
 	github.com/httpbreaker/httpbreaker v0.2.0
 	github.com/httpbreaker/httpbreaker/integrations/breakermetrics v0.2.0
+	github.com/httpbreaker/httpbreaker/integrations/breakerotel v0.2.0
 	github.com/httpbreaker/httpbreaker/integrations/retryhttp v0.2.0
 	github.com/httpbreaker/httpbreaker/redisstore v0.2.0
 	github.com/prometheus/client_golang v1.25.0
@@ -24,6 +26,7 @@ require (
 	go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp v0.72.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/sdk v1.47.0
+	go.opentelemetry.io/otel/sdk/metric v1.47.0
 	go.opentelemetry.io/otel/trace v1.47.0
 	go.uber.org/goleak v1.3.0
 	resty.dev/v3 v3.0.0-rc.4
