@@ -80,6 +80,8 @@
 //     for go-retryablehttp that stops at a refusal (a module of its own).
 //   - github.com/httpbreaker/httpbreaker/integrations/breakermetrics: a
 //     Prometheus collector (a module of its own).
+//   - github.com/httpbreaker/httpbreaker/integrations/breakerotel:
+//     OpenTelemetry metrics, on the metric API alone (a module of its own).
 //   - bench: side-by-side benchmarks against gobreaker, failsafe-go, resty and
 //     hystrix-go (a module of its own, never imported).
 //

@@ -16,10 +16,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
 	"resty.dev/v3"
 
 	"github.com/httpbreaker/httpbreaker"
 	"github.com/httpbreaker/httpbreaker/integrations/breakermetrics"
+	"github.com/httpbreaker/httpbreaker/integrations/breakerotel"
 	"github.com/httpbreaker/httpbreaker/integrations/retryhttp"
 	"github.com/httpbreaker/httpbreaker/redisstore"
 )
@@ -130,6 +132,15 @@ func readmePrometheus(rt *httpbreaker.Transport) error {
 	return nil
 }
 
+func readmeOtelMetrics(rt *httpbreaker.Transport) error {
+	reg, err := breakerotel.Register(rt, otel.GetMeterProvider())
+	if err != nil {
+		return err
+	}
+	defer reg.Unregister()
+	return nil
+}
+
 func readmeRetryablehttp(rt *httpbreaker.Transport) *retryablehttp.Client {
 	client := retryablehttp.NewClient()
 	client.HTTPClient.Transport = rt // an *httpbreaker.Transport
@@ -148,7 +159,7 @@ func readmeOtel(rt *httpbreaker.Transport) *http.Client {
 }
 
 var _ = []any{readmeUsage, readmeControls, readmePolicies, readmeClassifiers, readmeManyHosts, readmeFleet, readmeLogging,
-	readmePrometheus, readmeRetryablehttp, readmeResty, readmeOtel}
+	readmePrometheus, readmeOtelMetrics, readmeRetryablehttp, readmeResty, readmeOtel}
 
 func TestREADMESnippetsAreCompiled(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
