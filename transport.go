@@ -121,7 +121,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		outcome = v.outcome
 		b.report(&t.s, tk, v)
 	}
-	if t.fleet != nil && !b.forgotten.Load() {
+	if t.fleet != nil && (outcome != Success || hadFailures) && !b.forgotten.Load() { // a healthy call tells nothing
 		t.tellStore(req, b, tk, outcome, hadFailures)
 	}
 	if t.stale != nil {
