@@ -289,15 +289,20 @@ func (b *breaker) current(s *shared) State {
 }
 
 // clear closes the circuit, ends an isolation and forgets its counts, and
-// reports whether it was isolated. The caller holds the registry's mu (the
-// isolated flag changes) and delivers the transition with flush.
-func (b *breaker) clear(s *shared) (wasIsolated bool) {
+// reports whether it was isolated. With keepClosed (the fleet's closing) a
+// circuit already closed keeps its counts. The caller holds the registry's
+// mu (the isolated flag changes) and delivers the transition with flush.
+func (b *breaker) clear(s *shared, keepClosed bool) (wasIsolated bool) {
 	now := s.clock()
 	b.mu.Lock()
 	wasIsolated, b.isolated = b.isolated, false
 	// Only a lock-free closed-path update can make the CAS fail, and it
 	// cannot happen twice without a new admission: the loop ends.
-	for !b.transition(s, b.load(), StateClosed, now, 0) {
+	for {
+		w := b.load()
+		if keepClosed && w.state() == StateClosed || b.transition(s, w, StateClosed, now, 0) {
+			break
+		}
 	}
 	b.mu.Unlock()
 	return wasIsolated

@@ -213,20 +213,3 @@ func (b *breaker) adoptOpen(s *shared, until int64) {
 	}
 	b.unlockAndNotify(s)
 }
-
-// adoptClose closes the circuit, as the fleet says, unless it is closed,
-// and reports whether it was isolated. The caller holds the registry's mu
-// and delivers the transition with flush.
-func (b *breaker) adoptClose(s *shared) (wasIsolated bool) {
-	now := s.clock()
-	b.mu.Lock()
-	wasIsolated, b.isolated = b.isolated, false
-	for {
-		w := b.load()
-		if w.state() == StateClosed || b.transition(s, w, StateClosed, now, 0) {
-			break
-		}
-	}
-	b.mu.Unlock()
-	return wasIsolated
-}

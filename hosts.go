@@ -131,14 +131,11 @@ func (t *Transport) ClearState(host string) {
 // one is tracked, since it more likely means https://host or http://host.
 // With a key func, keys are taken as they are.
 func (t *Transport) find(host string) *breaker {
-	key := t.hostKey(host)
-	if b := t.hosts.lookup(key); b != nil || t.keyFunc != nil || strings.Contains(host, "://") {
+	key, alt := t.hostKeys(host)
+	if b := t.hosts.lookup(key); b != nil || alt == "" {
 		return b
 	}
-	if alt := withoutDefaultPort(key); alt != "" {
-		return t.hosts.lookup(alt)
-	}
-	return nil
+	return t.hosts.lookup(alt)
 }
 
 // controlKey is the key Isolate and ClearState act on: the tracked circuit
@@ -148,11 +145,22 @@ func (t *Transport) controlKey(host string) string {
 	if b := t.find(host); b != nil {
 		return b.host
 	}
-	key := t.hostKey(host)
-	if alt := withoutDefaultPort(key); alt != "" && t.keyFunc == nil && !strings.Contains(host, "://") {
+	key, alt := t.hostKeys(host)
+	if alt != "" {
 		return alt
 	}
 	return key
+}
+
+// hostKeys turns a host argument into the key it names and, for a bare
+// host:80 or host:443 (never a URL, never with a key func), the key without
+// the port ("" otherwise).
+func (t *Transport) hostKeys(host string) (key, alt string) {
+	key = t.hostKey(host)
+	if t.keyFunc == nil && !strings.Contains(host, "://") {
+		alt = withoutDefaultPort(key)
+	}
+	return key, alt
 }
 
 // hostKey turns a host argument into the key it names.

@@ -132,13 +132,7 @@ func (r *registry) isolate(key string, s *shared) *breaker {
 // only a circuit that is not closed changes (the fleet's closing).
 func (r *registry) clear(b *breaker, s *shared, fleet bool) {
 	r.mu.Lock()
-	var wasIsolated bool
-	if fleet {
-		wasIsolated = b.adoptClose(s)
-	} else {
-		wasIsolated = b.clear(s)
-	}
-	if wasIsolated && !b.forgotten.Load() {
+	if b.clear(s, fleet) && !b.forgotten.Load() {
 		r.evictable++
 	}
 	r.mu.Unlock()

@@ -286,8 +286,8 @@ func (s *Store) episode(err error) {
 		s.troubled = false
 	}
 	s.mu.Unlock()
-	if cluster, ok := s.client.(*redis.ClusterClient); ok && err != nil {
-		cluster.ReloadState(context.Background()) // lazy: returns at once
+	if err != nil {
+		s.reloadSlots()
 	}
 	switch {
 	case began:
@@ -295,6 +295,15 @@ func (s *Store) episode(err error) {
 	case ended:
 		s.onTrouble(nil)
 		s.sub.renew()
+	}
+}
+
+// reloadSlots asks a Redis Cluster client to reload its slot map, lazily
+// (it returns at once), so that a failover is followed without waiting
+// for ClusterStateReloadInterval; other clients have none.
+func (s *Store) reloadSlots() {
+	if cluster, ok := s.client.(*redis.ClusterClient); ok {
+		cluster.ReloadState(context.Background())
 	}
 }
 

@@ -167,8 +167,8 @@ func (sub *subscription) keep(l *listener) {
 			sub.store.mu.Lock()
 			troubled := sub.store.troubled
 			sub.store.mu.Unlock()
-			if cluster, ok := sub.store.client.(*redis.ClusterClient); ok && (troubled || time.Now().Before(reloadUntil)) {
-				cluster.ReloadState(context.Background()) // follow a failover as soon as the Cluster shows it
+			if troubled || time.Now().Before(reloadUntil) {
+				sub.store.reloadSlots() // follow a failover as soon as the Cluster shows it
 			}
 			switch {
 			case (l == nil || l.deaf.Load()) && due():
@@ -208,9 +208,7 @@ func (sub *subscription) connect() *listener {
 	ps := sub.subscriber().Subscribe(ctx, s.channel())
 	if _, err := ps.ReceiveTimeout(ctx, s.catchUpTimeout()); err != nil {
 		_ = ps.Close()
-		if cluster, ok := s.client.(*redis.ClusterClient); ok {
-			cluster.ReloadState(context.Background())
-		}
+		s.reloadSlots()
 		return nil
 	}
 	lctx, lcancel := context.WithCancel(context.Background())
@@ -295,9 +293,7 @@ func (sub *subscription) listen(ctx context.Context, l *listener) {
 			continue
 		case err != nil:
 			l.deaf.Store(true)
-			if cluster, ok := sub.store.client.(*redis.ClusterClient); ok {
-				cluster.ReloadState(context.Background())
-			}
+			sub.store.reloadSlots()
 			return
 		}
 		pinged = false
