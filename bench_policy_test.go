@@ -69,10 +69,12 @@ func policyContenders(b *testing.B) map[string]http.RoundTripper {
 		"slowcall":     make(httpbreaker.Policy{SlowCall: time.Second}),
 		"window+slow":  make(httpbreaker.Policy{Window: 30 * time.Second, SlowCall: time.Second}),
 		"all-policies": make(httpbreaker.Policy{Window: 30 * time.Second, SlowCall: time.Second, MaxResetTimeout: time.Hour, MaxRetryAfter: time.Minute}),
+		"throttle":     make(httpbreaker.Policy{Window: 30 * time.Second, Throttle: 1.5}),
+		"concurrency":  make(httpbreaker.Policy{MaxConcurrent: 1 << 20}),
 	}
 }
 
-var policyNames = []string{"bare", "mutex+now", "default", "window", "slowcall", "window+slow", "all-policies"}
+var policyNames = []string{"bare", "mutex+now", "default", "window", "slowcall", "window+slow", "all-policies", "throttle", "concurrency"}
 
 func BenchmarkPolicyClosed(b *testing.B) {
 	all := policyContenders(b)

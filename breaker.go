@@ -58,9 +58,9 @@ type breaker struct {
 	// successes counts consecutive probe successes while half-open.
 	successes int32
 	// more is what few breakers need: nil until the first transition, or
-	// set when the breaker is made under a Window policy (and then only
-	// read without mu), so a host that never changes state pays 8 bytes
-	// for it. Written under mu.
+	// set when the breaker is made under a policy with Window, Throttle or
+	// MaxConcurrent (and then read without mu too), so a host that never
+	// changes state pays 8 bytes for it. Written under mu.
 	more *breakerMore
 
 	// Set when the breaker is made, then only read.
@@ -79,6 +79,9 @@ type breakerMore struct {
 	// events are transitions not yet delivered to listeners. Requires the
 	// breaker's mu.
 	events []Transition
+	// overload is the throttle's and the concurrency cap's state; nil
+	// unless the policy sets one. Set when made, then only read.
+	overload *overload
 }
 
 // never is the retry offset of an isolated circuit, and what saturated
@@ -92,8 +95,14 @@ const maxReopens = 62
 
 func newBreaker(host string, s *shared) *breaker {
 	b := &breaker{host: host}
+	if s.policy.Window > 0 || s.overload {
+		b.more = new(breakerMore)
+	}
 	if s.policy.Window > 0 {
-		b.more = &breakerMore{window: new(rateWindow)}
+		b.more.window = new(rateWindow)
+	}
+	if s.overload {
+		b.more.overload = newOverload(host)
 	}
 	return b
 }
@@ -173,6 +182,9 @@ func (b *breaker) report(s *shared, tk ticket, v verdict) {
 		b.trip(s, tk.gen, v, true)
 	default:
 		b.countFailure(s, tk, v)
+	}
+	if s.overload && !tk.probe {
+		b.quietDown(s, v)
 	}
 }
 
@@ -351,6 +363,9 @@ func (b *breaker) status(s *shared) HostStatus {
 		}
 	}
 	st.Total = b.counts.snapshot()
+	if s.overload {
+		b.overloadStatus(s, &st)
+	}
 	b.mu.Unlock()
 	return st
 }
@@ -398,12 +413,18 @@ func (b *breaker) transition(s *shared, w word, to State, now, until int64) bool
 	if !b.cas(w, packWord(to, 0, w.gen()+1)) {
 		return false
 	}
+	if o := b.more.overload; o != nil && o.shedding.Load() && !b.forgotten.Load() {
+		b.queueShedding(s, now, false) // listeners hear every stop, before the change
+	}
 	b.more.lastAt = now
 	b.successes = 0
 	if to == StateClosed {
 		b.reopens = 0
 		if b.more.window != nil {
 			b.more.window.reset()
+		}
+		if o := b.more.overload; o != nil {
+			o.refused.reset()
 		}
 	}
 	if from := w.state(); from != to && !b.forgotten.Load() {
@@ -454,9 +475,14 @@ type shared struct {
 	transitions [3][3]atomic.Uint64
 	// timed is set when the policy reads the clock on every call.
 	timed bool
-	// plain is set when the policy has no timed rule and ignores
-	// Retry-After: results then take reportPlain.
+	// plain is set when the policy has no timed rule, ignores Retry-After
+	// and has no overload rule: results then take reportPlain.
 	plain bool
+	// overload is set when the policy sets Throttle or MaxConcurrent.
+	overload bool
+	// random draws the throttle's refusals: math/rand/v2's per-goroutine
+	// source, without a lock or an allocation.
+	random func() float64
 }
 
 // offset turns an instant into the int64 the breakers work with: time

@@ -34,16 +34,87 @@ func WithoutBreaker(ctx context.Context) context.Context {
 	return withControls(ctx, c)
 }
 
+// Criticality says how much a request matters when its host is overloaded,
+// as in the Google SRE book: under adaptive throttling ([Policy.Throttle])
+// background work yields to user-facing work. With p the throttle's
+// probability, a request is refused with probability
+//
+//	Sheddable:    min(MaxThrottle, 2·p)
+//	Critical:     min(MaxThrottle, p)
+//	CriticalPlus: min(MaxThrottle, p/2)
+//
+// so a sheddable request is refused first and most, a critical-plus one
+// last and least. Every refusal counts as a request for p, whatever its
+// criticality. The concurrency cap treats every criticality alike.
+type Criticality int8
+
+const (
+	// Sheddable requests are refused first under throttling: prefetches,
+	// batch jobs, retries of background work.
+	Sheddable Criticality = -1
+	// Critical is the default.
+	Critical Criticality = 0
+	// CriticalPlus requests are refused last.
+	CriticalPlus Criticality = 1
+)
+
+// String returns "sheddable", "critical" or "critical-plus".
+func (c Criticality) String() string {
+	switch c {
+	case Sheddable:
+		return "sheddable"
+	case CriticalPlus:
+		return "critical-plus"
+	}
+	return "critical"
+}
+
+// WithCriticality returns a context whose requests have criticality c. A
+// value other than the three constants means Critical.
+func WithCriticality(ctx context.Context, c Criticality) context.Context {
+	if c != Sheddable && c != CriticalPlus {
+		c = Critical
+	}
+	if controlsOf(ctx).criticality == c {
+		return ctx
+	}
+	cs := controlsOf(ctx)
+	cs.criticality = c
+	return withControls(ctx, cs)
+}
+
+// CriticalityFrom returns the criticality of requests made with ctx:
+// Critical unless WithCriticality said otherwise.
+func CriticalityFrom(ctx context.Context) Criticality {
+	if !controlsSeen.Load() {
+		return Critical
+	}
+	return controlsOf(ctx).criticality
+}
+
+// scale turns the throttle's probability p into this criticality's
+// refusal probability, capped at limit.
+func (c Criticality) scale(p, limit float64) float64 {
+	switch c {
+	case Sheddable:
+		p *= 2
+	case CriticalPlus:
+		p /= 2
+	}
+	return min(p, limit)
+}
+
 // controls are what a request's context asks of the Transport.
 type controls struct {
-	key    string
-	bypass bool
+	key         string
+	bypass      bool
+	criticality Criticality
 }
 
 type controlsKey struct{}
 
 // controlsSeen is set, once and for good, when a program first makes a
-// context with WithKey or WithoutBreaker: until then the request path never
+// context with WithKey, WithoutBreaker or WithCriticality: until then the request path never
 // looks at a request's context, so programs that do not use them pay one
 // atomic load for them.
 var controlsSeen atomic.Bool

@@ -11,6 +11,14 @@ import (
 // actually returned is an [*OpenError], which says which host and until when.
 var ErrCircuitOpen = errors.New("httpbreaker: circuit open")
 
+// ErrOverloaded is the error a request refused for overload matches with
+// [errors.Is]: adaptive throttling ([Policy.Throttle]) or the concurrency cap
+// ([Policy.MaxConcurrent]) refused it while the circuit is closed (or, for
+// the cap, while a probe waited). The error actually returned is an
+// [*OverloadError]. Unlike [ErrCircuitOpen] it promises no quiet time: the
+// next call may pass.
+var ErrOverloaded = errors.New("httpbreaker: host overloaded")
+
 // ErrInvalidMethod is the error a request whose method is outside the allowed
 // table matches with [errors.Is]. Such a request is never sent and changes no
 // breaker. See [DefaultMethods] and [WithMethods].
@@ -49,6 +57,30 @@ func (e *OpenError) Error() string {
 
 // Is reports whether target is [ErrCircuitOpen].
 func (e *OpenError) Is(target error) bool { return target == ErrCircuitOpen }
+
+// OverloadError is what a request refused for overload returns (unless a
+// [Fallback] or the stale cache answers instead). errors.Is(err,
+// ErrOverloaded) holds for it, also through [*url.Error]. One value per host
+// and cause is shared by every refusal: treat it as read-only.
+type OverloadError struct {
+	// Host is the breaker key of the refused request.
+	Host string
+	// Throttled is set for a refusal by adaptive throttling, unset for one
+	// by the concurrency cap.
+	Throttled bool
+}
+
+// Error describes the refusal.
+func (e *OverloadError) Error() string {
+	msg := "httpbreaker: " + strconv.Quote(e.Host) + " overloaded"
+	if e.Throttled {
+		return msg + ", call throttled"
+	}
+	return msg + ", MaxConcurrent calls in flight"
+}
+
+// Is reports whether target is [ErrOverloaded].
+func (e *OverloadError) Is(target error) bool { return target == ErrOverloaded }
 
 // methodError is what a request with a method outside the table returns.
 type methodError struct{ method string }

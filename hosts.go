@@ -18,10 +18,14 @@ type Counts struct {
 	Ignored   uint64 `json:"ignored"`
 	// Rejected counts refusals, answered by a fallback or not.
 	Rejected uint64 `json:"rejected"`
+	// Shed counts the refusals, of those, for overload (Policy.Throttle
+	// or MaxConcurrent) rather than an open circuit.
+	Shed uint64 `json:"shed"`
 }
 
 // HostStatus describes one host's circuit at one moment. As JSON its
-// fields are snake_case, the state is its name and zero times are left out.
+// fields are snake_case, the state is its name, and zero times and zero
+// overload figures (Throttle, InFlight, Shedding) are left out.
 type HostStatus struct {
 	// Host is the breaker key.
 	Host string `json:"host"`
@@ -36,6 +40,16 @@ type HostStatus struct {
 	// RetryAt is when an open circuit admits a probe; zero unless open and
 	// not isolated.
 	RetryAt time.Time `json:"retry_at,omitzero"`
+	// Throttle is the probability that adaptive throttling refuses a
+	// Critical call now (Policy.Throttle); 0 when off or not closed.
+	Throttle float64 `json:"throttle,omitzero"`
+	// InFlight is how many calls hold a slot now; counted only when
+	// Policy.MaxConcurrent is set.
+	InFlight int `json:"in_flight,omitzero"`
+	// Shedding is set while a closed circuit refuses calls for overload:
+	// one was refused within the last Window (10s without one). Such a
+	// host is up but not healthy.
+	Shedding bool `json:"shedding,omitzero"`
 	// Total counts the host's calls since it was first tracked; ClearState
 	// does not reset it.
 	Total Counts `json:"total"`

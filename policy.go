@@ -51,6 +51,35 @@ type Policy struct {
 	// half-open, until now + min(Retry-After, MaxRetryAfter). A zero, past or
 	// unreadable value is just a failure. 0: Retry-After is ignored.
 	MaxRetryAfter time.Duration
+
+	// Throttle turns on adaptive client-side throttling while the circuit
+	// is closed (Google SRE book, "Handling Overload"): over the last
+	// Window, a call is refused locally with ErrOverloaded with probability
+	//
+	//	p = max(0, (requests − Throttle·accepts) / (requests + 1))
+	//
+	// where requests counts the calls classified Success or Failure and
+	// the calls refused for overload, and accepts the calls classified
+	// Success (Ignore counts in neither). The book suggests 2: the host
+	// may reject up to half of what is sent before anything is refused
+	// here. Criticality scales p (see [Criticality]); MaxThrottle caps it.
+	// Throttling fades as accepts return, with no timeout to wait out.
+	// 0: off; otherwise at least 1, and it needs Window. Since the rate
+	// rule opens the circuit at FailureRatio, throttling begins below it
+	// only if 1 − 1/Throttle < FailureRatio: New refuses a policy where
+	// it never would.
+	Throttle float64
+	// MaxThrottle caps the throttling probability, so a trickle of calls
+	// keeps measuring the host. 0 means 0.9; otherwise in (0, 1]. Needs
+	// Throttle.
+	MaxThrottle float64
+	// MaxConcurrent is how many calls may be in flight to one host at
+	// once; the next is refused at once with ErrOverloaded, not queued. A
+	// call is in flight from admission until its response body is closed
+	// or read to the end (or a read fails), or until RoundTrip returns an
+	// error; a body dropped without Close is released when the garbage
+	// collector finds it. 0: unlimited, at no cost.
+	MaxConcurrent int
 }
 
 // Policy defaults, applied to zero fields.
@@ -61,6 +90,7 @@ const (
 	DefaultSuccessThreshold    = 1
 	DefaultMinimumRequests     = 20  // with Window set
 	DefaultFailureRatio        = 0.5 // with Window set
+	DefaultMaxThrottle         = 0.9 // with Throttle set
 )
 
 // withDefaults returns p with every zero field set to its default.
@@ -83,6 +113,9 @@ func (p Policy) withDefaults() Policy {
 	if p.Window > 0 && p.FailureRatio == 0 {
 		p.FailureRatio = DefaultFailureRatio
 	}
+	if p.Throttle > 0 && p.MaxThrottle == 0 {
+		p.MaxThrottle = DefaultMaxThrottle
+	}
 	return p
 }
 
@@ -96,6 +129,7 @@ func (p Policy) validate() error {
 		{"HalfOpenMaxRequests", p.HalfOpenMaxRequests},
 		{"SuccessThreshold", p.SuccessThreshold},
 		{"MinimumRequests", p.MinimumRequests},
+		{"MaxConcurrent", p.MaxConcurrent},
 	}
 	for _, c := range counts {
 		if c.value < 0 || c.value > maxCount {
@@ -126,10 +160,45 @@ func (p Policy) validate() error {
 	if p.FailureRatio > 0 && p.Window == 0 {
 		return fmt.Errorf("httpbreaker: Policy.FailureRatio is %v but Window is 0: set Window to use it", p.FailureRatio)
 	}
+	if err := p.validateThrottle(); err != nil {
+		return err
+	}
 	if reset := p.withDefaults().ResetTimeout; p.MaxResetTimeout > 0 && p.MaxResetTimeout < reset {
 		return fmt.Errorf("httpbreaker: Policy.MaxResetTimeout is %v, below ResetTimeout %v", p.MaxResetTimeout, reset)
 	}
 	return nil
+}
+
+// validateThrottle checks Throttle and MaxThrottle, and that throttling can
+// begin before the rate rule opens the circuit.
+func (p Policy) validateThrottle() error {
+	switch {
+	case !(p.Throttle == 0 || p.Throttle >= 1 && !math.IsInf(p.Throttle, 1)):
+		return fmt.Errorf("httpbreaker: Policy.Throttle is %v, want 0 (off) or a finite value of at least 1", p.Throttle)
+	case p.Throttle > 0 && p.Window == 0:
+		return fmt.Errorf("httpbreaker: Policy.Throttle is %v but Window is 0: set Window to use it", p.Throttle)
+	case !(p.MaxThrottle >= 0 && p.MaxThrottle <= 1):
+		return fmt.Errorf("httpbreaker: Policy.MaxThrottle is %v, want 0 (default) or in (0, 1]", p.MaxThrottle)
+	case p.MaxThrottle > 0 && p.Throttle == 0:
+		return fmt.Errorf("httpbreaker: Policy.MaxThrottle is %v but Throttle is 0: set Throttle to use it", p.MaxThrottle)
+	}
+	if p.Throttle == 0 {
+		return nil
+	}
+	if start, ratio := 1-1/p.Throttle, p.withDefaults().FailureRatio; start >= ratio {
+		return fmt.Errorf("httpbreaker: Policy.Throttle %v begins refusing at a failure ratio of %.3g, "+
+			"where FailureRatio %v already opens the circuit: lower Throttle or raise FailureRatio", p.Throttle, start, ratio)
+	}
+	return nil
+}
+
+// shedQuiet is how long after its last refusal for overload a host is
+// still said to be shedding: the throttle's Window, or 10s without one.
+func (p Policy) shedQuiet() time.Duration {
+	if p.Window > 0 {
+		return p.Window
+	}
+	return 10 * time.Second
 }
 
 // openTimeout is how long the circuit stays open after reopens failed

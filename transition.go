@@ -18,6 +18,14 @@ type Transition struct {
 	// RetryAt is, for an opening, when a probe may pass; zero otherwise and
 	// for an isolated host.
 	RetryAt time.Time
+	// Shedding marks a closed circuit that starts (true) or stops (false)
+	// refusing calls for overload (Policy.Throttle, MaxConcurrent); From
+	// and To are then both StateClosed, and [Transport.Transitions] does
+	// not count it. It starts at the first such refusal and stops once a
+	// call ends a Window (10s without one) after the last, or when the
+	// state changes (the stop comes first). Only policies with Throttle or
+	// MaxConcurrent produce these.
+	Shedding bool
 }
 
 // Listeners combines listeners into one, called in order.
@@ -31,8 +39,8 @@ func Listeners(listeners ...func(Transition)) func(Transition) {
 
 // LogStateChanges returns a listener for [WithOnTransition] that logs each
 // transition with the host, the states and, for an opening, the retry time:
-// at Warn when a circuit opens, at Info otherwise. A nil logger means
-// [slog.Default] at the time of each transition.
+// at Warn when a circuit opens or starts shedding load, at Info otherwise.
+// A nil logger means [slog.Default] at the time of each transition.
 //
 //	httpbreaker.WithOnTransition(httpbreaker.LogStateChanges(slog.Default()))
 func LogStateChanges(logger *slog.Logger) func(Transition) {
@@ -40,6 +48,15 @@ func LogStateChanges(logger *slog.Logger) func(Transition) {
 		logger := logger
 		if logger == nil {
 			logger = slog.Default()
+		}
+		if ev.From == StateClosed && ev.To == StateClosed {
+			level, msg := slog.LevelInfo, "httpbreaker: host stopped shedding load"
+			if ev.Shedding {
+				level, msg = slog.LevelWarn, "httpbreaker: host shedding load"
+			}
+			logger.LogAttrs(context.Background(), level, msg,
+				slog.String("host", ev.Host), slog.Bool("shedding", ev.Shedding))
+			return
 		}
 		level, msg := slog.LevelInfo, "httpbreaker: circuit "+ev.To.String()
 		attrs := []slog.Attr{

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
@@ -58,6 +59,7 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 		base = cleanhttp.DefaultPooledTransport()
 	}
 	policy := c.policy.withDefaults()
+	overload := policy.Throttle > 0 || policy.MaxConcurrent > 0
 	t := &Transport{
 		base: base,
 		s: shared{
@@ -66,7 +68,9 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 			epoch:     c.now(),
 			listeners: c.listeners,
 			timed:     policy.Window > 0 || policy.SlowCall > 0,
-			plain:     policy.Window == 0 && policy.SlowCall == 0 && policy.MaxRetryAfter == 0,
+			plain:     policy.Window == 0 && policy.SlowCall == 0 && policy.MaxRetryAfter == 0 && !overload,
+			overload:  overload,
+			random:    rand.Float64,
 		},
 		classify: c.classifier,
 		methods:  c.methods,
@@ -107,6 +111,23 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		b.counts.rejected.Add(1)
 		return t.refuse(req, refused)
 	}
+	if t.s.overload {
+		if shed := t.shed(req, b, tk); shed != nil {
+			if tk.probe {
+				b.giveBackProbe()
+			}
+			b.counts.rejected.Add(1)
+			return t.refuse(req, shed)
+		}
+		if t.s.policy.MaxConcurrent > 0 {
+			return t.callHolding(req, b, tk)
+		}
+	}
+	return t.call(req, b, tk)
+}
+
+// call sends a call the circuit admitted and reports its result.
+func (t *Transport) call(req *http.Request, b *breaker, tk ticket) (*http.Response, error) {
 	if tk.probe {
 		return t.probe(req, b, tk)
 	}
@@ -220,8 +241,9 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 	return resp, err
 }
 
-// refuse answers a request the breaker will not send.
-func (t *Transport) refuse(req *http.Request, refused *OpenError) (*http.Response, error) {
+// refuse answers a request the breaker will not send: refused is an
+// *OpenError or an *OverloadError.
+func (t *Transport) refuse(req *http.Request, refused error) (*http.Response, error) {
 	closeBody(req)
 	if t.stale != nil {
 		if stale := t.stale.serve(req, t.s.now()); stale != nil {

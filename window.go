@@ -50,6 +50,12 @@ func (w *rateWindow) record(index int64, failure bool) (failures bool) {
 		}
 		return true
 	}
+	return w.failedWithin(index)
+}
+
+// failedWithin reports whether a failure may be in the window that ends
+// with the bucket of index.
+func (w *rateWindow) failedWithin(index int64) bool {
 	last := w.lastFailure.Load()
 	return last != 0 && index-(last-1) < windowBuckets
 }

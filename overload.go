@@ -1,0 +1,223 @@
+package httpbreaker
+
+import (
+	"io"
+	"net/http"
+	"runtime"
+	"sync/atomic"
+)
+
+// overload is a host's overload protection: adaptive throttling and the
+// concurrency cap. It is made with the breaker when the policy sets
+// Throttle or MaxConcurrent, and lives in breakerMore, so the breakers of
+// other policies pay nothing for it.
+type overload struct {
+	// refused counts, as failures, the calls refused for overload while
+	// the circuit is closed: with the rate window's successes and failures
+	// they are the throttle's requests. It starts empty when the circuit
+	// closes, as the rate window does.
+	refused rateWindow
+	// inFlight counts calls holding a slot (MaxConcurrent only).
+	inFlight atomic.Int64
+	// shed counts refusals for overload since the host was first tracked.
+	shed atomic.Uint64
+	// lastShed is the clock offset of the latest refusal for overload.
+	lastShed atomic.Int64
+	// shedding is set while listeners were told the host sheds and not yet
+	// that it stopped. Written under the breaker's mu.
+	shedding atomic.Bool
+	// throttled and full are the refusals, built once.
+	throttled, full OverloadError
+}
+
+func newOverload(host string) *overload {
+	return &overload{
+		throttled: OverloadError{Host: host, Throttled: true},
+		full:      OverloadError{Host: host},
+	}
+}
+
+// shed applies the overload rules to a call the circuit admitted, and
+// returns the refusal if one refuses it. Otherwise, when the policy caps
+// calls in flight, the call now holds a slot (see callHolding).
+// Throttling applies to closed circuits only; the cap to probes too.
+func (t *Transport) shed(req *http.Request, b *breaker, tk ticket) *OverloadError {
+	o := b.more.overload
+	p := &t.s.policy
+	if p.Throttle > 0 && !tk.probe && b.throttles(&t.s, req) {
+		return b.refuseOverload(&t.s, &o.throttled, tk)
+	}
+	if p.MaxConcurrent > 0 && o.inFlight.Add(1) > int64(p.MaxConcurrent) {
+		o.inFlight.Add(-1)
+		return b.refuseOverload(&t.s, &o.full, tk)
+	}
+	return nil
+}
+
+// callHolding is call for a call holding a concurrency slot. The slot is
+// given back when RoundTrip returns an error (or panics), else handed to
+// the response body: see holdingBody.
+func (t *Transport) callHolding(req *http.Request, b *breaker, tk ticket) (*http.Response, error) {
+	o := b.more.overload
+	handed := false
+	defer func() {
+		if !handed {
+			o.inFlight.Add(-1)
+		}
+	}()
+	resp, err := t.call(req, b, tk)
+	if err == nil && resp.Body != http.NoBody {
+		resp.Body = o.holdingBody(resp.Body)
+		handed = true
+	}
+	return resp, err
+}
+
+// throttles draws whether the throttle refuses a call made with req. While
+// the window holds nothing but accepts — a healthy host — it costs two
+// atomic loads per window and reads no clock.
+func (b *breaker) throttles(s *shared, req *http.Request) bool {
+	o, rate := b.more.overload, b.more.window
+	latest := max(rate.newest.Load(), o.refused.newest.Load())
+	if !rate.failedWithin(latest) && !o.refused.failedWithin(latest) {
+		return false // p is 0 for Throttle ≥ 1
+	}
+	p := b.throttle(s, s.bucket(s.clock()))
+	if p == 0 {
+		return false
+	}
+	c := Critical
+	if controlsSeen.Load() {
+		c = controlsOf(req.Context()).criticality
+	}
+	return s.random() < c.scale(p, s.policy.MaxThrottle)
+}
+
+// throttle is the throttle's probability over the window ending with the
+// bucket of index, before criticality and MaxThrottle.
+func (b *breaker) throttle(s *shared, index int64) float64 {
+	successes, failures := b.more.window.counts(index)
+	_, refused := b.more.overload.refused.counts(index)
+	requests := float64(successes + failures + refused)
+	return max(0, (requests-s.policy.Throttle*float64(successes))/(requests+1))
+}
+
+// refuseOverload counts a refusal for overload and returns it; the first
+// one while closed tells listeners the host sheds.
+func (b *breaker) refuseOverload(s *shared, refusal *OverloadError, tk ticket) *OverloadError {
+	o := b.more.overload
+	now := s.clock()
+	o.shed.Add(1)
+	o.lastShed.Store(now)
+	if s.policy.Throttle > 0 && !tk.probe {
+		o.refused.record(s.bucket(now), true)
+	}
+	if !o.shedding.Load() && !tk.probe {
+		b.setShedding(s, now, true)
+	}
+	return refusal
+}
+
+// quietDown tells listeners a host stopped shedding once a call ends a
+// full quiet period (shedQuiet) after the last refusal for overload.
+func (b *breaker) quietDown(s *shared, v verdict) {
+	o := b.more.overload
+	if !o.shedding.Load() {
+		return
+	}
+	if !v.timed {
+		v.at = s.clock()
+	}
+	if v.at-o.lastShed.Load() >= int64(s.policy.shedQuiet()) {
+		b.setShedding(s, v.at, false)
+	}
+}
+
+// setShedding records that a closed circuit starts (on) or stops shedding
+// and queues the news for listeners as a closed-to-closed Transition.
+func (b *breaker) setShedding(s *shared, now int64, on bool) {
+	b.mu.Lock()
+	o := b.more.overload
+	if o.shedding.Load() != on && b.load().state() == StateClosed && !b.forgotten.Load() {
+		b.queueShedding(s, now, on)
+	}
+	b.unlockAndNotify(s)
+}
+
+// queueShedding sets the shedding flag and queues its Transition.
+// Requires b.mu held.
+func (b *breaker) queueShedding(s *shared, now int64, on bool) {
+	b.more.overload.shedding.Store(on)
+	now = max(now, b.more.lastAt)
+	b.more.lastAt = now
+	if len(s.listeners) > 0 {
+		ev := Transition{Host: b.host, From: StateClosed, To: StateClosed, At: s.instant(now), Shedding: on}
+		b.more.events = append(b.more.events, ev)
+	}
+}
+
+// overloadStatus fills st's overload figures. Requires b.mu held.
+func (b *breaker) overloadStatus(s *shared, st *HostStatus) {
+	o := b.more.overload
+	st.Total.Shed = o.shed.Load()
+	if s.policy.MaxConcurrent > 0 {
+		st.InFlight = int(o.inFlight.Load())
+	}
+	if st.State != StateClosed {
+		return
+	}
+	now := s.clock()
+	if s.policy.Throttle > 0 {
+		st.Throttle = min(b.throttle(s, s.bucket(now)), s.policy.MaxThrottle)
+	}
+	st.Shedding = st.Total.Shed > 0 && now-o.lastShed.Load() < int64(s.policy.shedQuiet())
+}
+
+// holdingBody returns body holding a concurrency slot until it is closed,
+// read to its end or fails. A body dropped without Close gives the slot
+// back when the garbage collector finalizes it, as an *os.File closes.
+func (o *overload) holdingBody(body io.ReadCloser) io.ReadCloser {
+	held := &holdingBody{ReadCloser: body, o: o}
+	runtime.SetFinalizer(held, (*holdingBody).release)
+	if rw, ok := body.(io.ReadWriteCloser); ok { // a 101 Switching Protocols connection
+		return &holdingReadWriteBody{holdingBody: held, w: rw}
+	}
+	return held
+}
+
+// holdingBody is a response body that holds its call's slot.
+type holdingBody struct {
+	io.ReadCloser
+	o        *overload
+	released atomic.Bool
+}
+
+// release gives the slot back, once.
+func (b *holdingBody) release() {
+	if b.released.CompareAndSwap(false, true) {
+		b.o.inFlight.Add(-1)
+	}
+}
+
+func (b *holdingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.release()
+	}
+	return n, err
+}
+
+func (b *holdingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.release()
+	return err
+}
+
+// holdingReadWriteBody keeps a switched protocol's body writable, as
+// net/http's callers (httputil.ReverseProxy) expect.
+type holdingReadWriteBody struct {
+	*holdingBody
+	w io.Writer
+}
+
+func (b *holdingReadWriteBody) Write(p []byte) (int, error) { return b.w.Write(p) }
