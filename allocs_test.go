@@ -5,6 +5,7 @@ package httpbreaker_test
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,4 +26,14 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 	_, _ = refusing.RoundTrip(req)
 	require.True(t, refusing.IsOpen("api.test"))
 	assert.Zero(t, testing.AllocsPerRun(100, func() { _, _ = refusing.RoundTrip(req) }), "open refusal")
+
+	// Overload protection: the throttle's closed path and its refusals
+	// allocate nothing either.
+	throttled := newTransport(t, newFakeBase(func(string) int { return 500 }), httpbreaker.WithPolicy(httpbreaker.Policy{
+		Window: time.Minute, Throttle: 1.5, FailureRatio: 1, MinimumRequests: 1 << 20, FailureThreshold: 1 << 20,
+	}))
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { _, _ = throttled.RoundTrip(req) }), "throttling, refusals included")
+	require.NotZero(t, throttled.Status("api.test").Total.Shed)
+	healthy := newTransport(t, newOKBase(), httpbreaker.WithPolicy(httpbreaker.Policy{Window: time.Minute, Throttle: 1.5}))
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _, _ = healthy.RoundTrip(req) }), "throttle on, healthy host")
 }

@@ -18,3 +18,7 @@ func StaleEntrySize(req *http.Request, resp *http.Response) int64 {
 // SetControlsSeen sets whether the request path looks at contexts, as the
 // first WithKey or WithoutBreaker does, and returns what it was.
 func SetControlsSeen(seen bool) (was bool) { return controlsSeen.Swap(seen) }
+
+// SetRandom replaces the throttle's random draws, for tests that decide
+// which call a given probability refuses.
+func SetRandom(t *Transport, random func() float64) { t.s.random = random }

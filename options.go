@@ -98,20 +98,28 @@ func WithFallback(f Fallback) Option {
 // a later call to the same host); several WithOnStateChange options add
 // several listeners, called in the order given. A listener may call back into
 // the Transport. An open circuit turns half-open lazily, so that transition
-// is heard when the host is next used or inspected.
+// is heard when the host is next used or inspected. Only state changes reach
+// it: a closed circuit starting or stopping to shed load does not (see
+// [Transition.Shedding] and [WithOnTransition]).
 func WithOnStateChange(f func(host string, from, to State)) Option {
 	return func(c *config) error {
 		if f == nil {
 			return errors.New("httpbreaker: WithOnStateChange(nil)")
 		}
-		c.listeners = append(c.listeners, func(ev Transition) { f(ev.Host, ev.From, ev.To) })
+		c.listeners = append(c.listeners, func(ev Transition) {
+			if ev.From != ev.To {
+				f(ev.Host, ev.From, ev.To)
+			}
+		})
 		return nil
 	}
 }
 
 // WithOnTransition adds a listener that hears every transition with its
-// instant and, for an opening, the retry time. It is delivered like
-// [WithOnStateChange]'s, in one order with them.
+// instant and, for an opening, the retry time, and, under a policy with
+// Throttle or MaxConcurrent, a closed circuit starting and stopping to shed
+// load ([Transition.Shedding]). It is delivered like [WithOnStateChange]'s,
+// in one order with them.
 func WithOnTransition(f func(Transition)) Option {
 	return func(c *config) error {
 		if f == nil {

@@ -272,6 +272,18 @@ func TestNewRejectsBadPolicies(t *testing.T) {
 		{httpbreaker.Policy{FailureRatio: 0.3}, "FailureRatio"},
 		{httpbreaker.Policy{ResetTimeout: time.Minute, MaxResetTimeout: time.Second}, "MaxResetTimeout"},
 		{httpbreaker.Policy{MaxResetTimeout: time.Second}, "MaxResetTimeout"}, // below the 60s default
+		{httpbreaker.Policy{Window: time.Second, Throttle: -1}, "Throttle"},
+		{httpbreaker.Policy{Window: time.Second, Throttle: 0.5}, "Throttle"},
+		{httpbreaker.Policy{Window: time.Second, Throttle: math.NaN()}, "Throttle"},
+		{httpbreaker.Policy{Window: time.Second, Throttle: math.Inf(1)}, "Throttle"},
+		{httpbreaker.Policy{Throttle: 1.5}, "Throttle"},                    // needs Window
+		{httpbreaker.Policy{Window: time.Second, Throttle: 2}, "Throttle"}, // sheds only where the rate rule opens
+		{httpbreaker.Policy{Window: time.Second, Throttle: 4, FailureRatio: 0.7}, "Throttle"},
+		{httpbreaker.Policy{Window: time.Second, Throttle: 1.5, MaxThrottle: 1.5}, "MaxThrottle"},
+		{httpbreaker.Policy{Window: time.Second, Throttle: 1.5, MaxThrottle: -0.1}, "MaxThrottle"},
+		{httpbreaker.Policy{Window: time.Second, Throttle: 1.5, MaxThrottle: math.NaN()}, "MaxThrottle"},
+		{httpbreaker.Policy{MaxThrottle: 0.5}, "MaxThrottle"}, // needs Throttle
+		{httpbreaker.Policy{MaxConcurrent: -1}, "MaxConcurrent"},
 	}
 	for _, tt := range tests {
 		_, err := httpbreaker.New(nil, httpbreaker.WithPolicy(tt.policy))
@@ -283,6 +295,9 @@ func TestNewRejectsBadPolicies(t *testing.T) {
 		{Window: time.Second, FailureRatio: 1, MinimumRequests: 1},
 		{ResetTimeout: time.Second, MaxResetTimeout: time.Second},
 		{SlowCall: time.Millisecond, MaxRetryAfter: time.Hour},
+		{Window: time.Second, Throttle: 1.5},
+		{Window: time.Second, Throttle: 2, FailureRatio: 0.8, MaxThrottle: 1},
+		{MaxConcurrent: 1},
 	} {
 		_, err := httpbreaker.New(nil, httpbreaker.WithPolicy(ok))
 		assert.NoError(t, err, "%+v", ok)
