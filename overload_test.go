@@ -239,9 +239,13 @@ func TestOverloadRefusalsGoThroughStaleAndFallback(t *testing.T) {
 	base := newScripted()
 	rt := newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(throttlePolicy),
 		httpbreaker.WithStaleIfError(1<<20))
-	primeThrottle(t, rt, base, 1, 20)
-	httpbreaker.SetRandom(rt, func() float64 { return 0 })
 	resp, err := rt.RoundTrip(mustRequest(t, http.MethodGet, host+"/"))
+	require.NoError(t, err)
+	_, _ = io.ReadAll(resp.Body) // kept once read to the end
+	_ = resp.Body.Close()
+	primeThrottle(t, rt, base, 0, 20)
+	httpbreaker.SetRandom(rt, func() float64 { return 0 })
+	resp, err = rt.RoundTrip(mustRequest(t, http.MethodGet, host+"/"))
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "the kept response")
 	assert.NotEmpty(t, resp.Header.Get("Warning"))
