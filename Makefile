@@ -1,7 +1,7 @@
 # The README's two commands for a fresh machine: `make demo` and `make test`.
 GO ?= go
 
-.PHONY: demo fleet-demo test test-cluster consumer-check bench bench-core fuzz fmt
+.PHONY: demo fleet-demo test test-cluster consumer-check bench bench-core simulate fuzz fmt
 
 FUZZ_TARGETS = FuzzNormalizeHost FuzzKeysAgree FuzzRetryAfter FuzzMethods FuzzRoundTrip
 FUZZTIME ?= 60s
@@ -51,6 +51,9 @@ bench: ## httpbreaker against its peers, side by side; writes bench/RESULTS.md
 bench-core: ## the root package's hot-path benchmarks: bare, floor and httpbreaker, then benchstat
 	$(GO) test -run '^$$' -bench 'RoundTrip' -benchmem -count 6 . > bench-core.txt
 	cd bench && $(GO) tool benchstat ../bench-core.txt
+
+simulate: ## the overload simulation: binary breakers and throttling on the same traffic (deterministic)
+	$(GO) test -count 1 -run 'TestOverloadSimulation|TestCriticalitySimulation' -v . | grep -v '^=== RUN'
 
 fuzz: ## each fuzz target for $(FUZZTIME); make test runs their seed corpora
 	@for target in $(FUZZ_TARGETS); do \

@@ -425,6 +425,9 @@ func (b *breaker) transition(s *shared, w word, to State, now, until int64) bool
 		}
 		if o := b.more.overload; o != nil {
 			o.refused.reset()
+			for i := range o.attempts {
+				o.attempts[i].reset()
+			}
 		}
 	}
 	if from := w.state(); from != to && !b.forgotten.Load() {

@@ -36,16 +36,25 @@ func WithoutBreaker(ctx context.Context) context.Context {
 
 // Criticality says how much a request matters when its host is overloaded,
 // as in the Google SRE book: under adaptive throttling ([Policy.Throttle])
-// background work yields to user-facing work. With p the throttle's
-// probability, a request is refused with probability
+// background work yields to user-facing work.
 //
-//	Sheddable:    min(MaxThrottle, 2·p)
-//	Critical:     min(MaxThrottle, p)
-//	CriticalPlus: min(MaxThrottle, p/2)
+// The throttle refuses a share p of the calls to a host (see
+// [Policy.Throttle]); criticality decides whose calls make up that share,
+// lowest first. Over the last Window, with n_S, n_C and n_P the calls
+// attempted at each criticality since the throttle last had failures to
+// weigh and N their sum, p·N refusals are handed out in the order Sheddable,
+// Critical, CriticalPlus, each level taking as many as it has calls:
 //
-// so a sheddable request is refused first and most, a critical-plus one
-// last and least. Every refusal counts as a request for p, whatever its
-// criticality. The concurrency cap treats every criticality alike.
+//	Sheddable:    q_S = min(1, p·N / n_S)
+//	Critical:     q_C = min(1, (p·N − q_S·n_S) / n_C)
+//	CriticalPlus: q_P = min(1, (p·N − q_S·n_S − q_C·n_C) / n_P)
+//
+// and a call at level L is refused with probability q_L. So a critical call
+// is refused only while every sheddable one is, and the host still sees the
+// same share of calls refused as without criticality: the throttle's
+// balance (sending about Throttle × accepts) is kept whatever the mix. A
+// level whose share of calls exceeds what is refused may be refused every
+// time. The concurrency cap treats every criticality alike.
 type Criticality int8
 
 const (
@@ -90,18 +99,6 @@ func CriticalityFrom(ctx context.Context) Criticality {
 		return Critical
 	}
 	return controlsOf(ctx).criticality
-}
-
-// scale turns the throttle's probability p into this criticality's
-// refusal probability, capped at limit.
-func (c Criticality) scale(p, limit float64) float64 {
-	switch c {
-	case Sheddable:
-		p *= 2
-	case CriticalPlus:
-		p /= 2
-	}
-	return min(p, limit)
 }
 
 // controls are what a request's context asks of the Transport.

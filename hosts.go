@@ -40,8 +40,9 @@ type HostStatus struct {
 	// RetryAt is when an open circuit admits a probe; zero unless open and
 	// not isolated.
 	RetryAt time.Time `json:"retry_at,omitzero"`
-	// Throttle is the probability that adaptive throttling refuses a
-	// Critical call now (Policy.Throttle); 0 when off or not closed.
+	// Throttle is the share of calls adaptive throttling refuses now
+	// (Policy.Throttle), shared out by Criticality; 0 when off or not
+	// closed.
 	Throttle float64 `json:"throttle,omitzero"`
 	// InFlight is how many calls hold a slot now; counted only when
 	// Policy.MaxConcurrent is set.

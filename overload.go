@@ -17,6 +17,10 @@ type overload struct {
 	// they are the throttle's requests. It starts empty when the circuit
 	// closes, as the rate window does.
 	refused rateWindow
+	// attempts counts, as failures, the calls attempted at each
+	// criticality (Sheddable, Critical, CriticalPlus) while the throttle
+	// has failures to weigh: the mix its refusals are shared out over.
+	attempts [3]rateWindow
 	// inFlight counts calls holding a slot (MaxConcurrent only).
 	inFlight atomic.Int64
 	// shed counts refusals for overload since the host was first tracked.
@@ -82,24 +86,51 @@ func (b *breaker) throttles(s *shared, req *http.Request) bool {
 	if !rate.failedWithin(latest) && !o.refused.failedWithin(latest) {
 		return false // p is 0 for Throttle ≥ 1
 	}
-	p := b.throttle(s, s.bucket(s.clock()))
-	if p == 0 {
-		return false
-	}
+	index := s.bucket(s.clock())
 	c := Critical
 	if controlsSeen.Load() {
 		c = controlsOf(req.Context()).criticality
 	}
-	return s.random() < c.scale(p, s.policy.MaxThrottle)
+	o.attempts[c+1].record(index, true)
+	p := b.throttle(s, index)
+	return p > 0 && s.random() < o.refusal(index, c, p)
 }
 
-// throttle is the throttle's probability over the window ending with the
-// bucket of index, before criticality and MaxThrottle.
+// throttle is the share of calls the throttle refuses, over the window
+// ending with the bucket of index: the book's probability, capped at
+// MaxThrottle.
 func (b *breaker) throttle(s *shared, index int64) float64 {
 	successes, failures := b.more.window.counts(index)
 	_, refused := b.more.overload.refused.counts(index)
 	requests := float64(successes + failures + refused)
-	return max(0, (requests-s.policy.Throttle*float64(successes))/(requests+1))
+	p := (requests - s.policy.Throttle*float64(successes)) / (requests + 1)
+	return min(max(p, 0), s.policy.MaxThrottle)
+}
+
+// refusal is the probability of refusing a call of criticality c when the
+// throttle refuses a share p of all calls: the refusals go to the lowest
+// criticalities first, in proportion to the calls each attempted (see
+// Criticality).
+func (o *overload) refusal(index int64, c Criticality, p float64) float64 {
+	var attempts [3]float64
+	total := 0.0
+	for i := range o.attempts {
+		_, n := o.attempts[i].counts(index)
+		attempts[i] = float64(n)
+		total += attempts[i]
+	}
+	refusals := p * total
+	for level := range int(c) + 2 {
+		if attempts[level] == 0 {
+			continue
+		}
+		q := min(1, refusals/attempts[level])
+		if level == int(c)+1 {
+			return q
+		}
+		refusals -= q * attempts[level]
+	}
+	return p // no call of c in the window: cannot happen, c's was just counted
 }
 
 // refuseOverload counts a refusal for overload and returns it; the first
@@ -168,7 +199,7 @@ func (b *breaker) overloadStatus(s *shared, st *HostStatus) {
 	}
 	now := s.clock()
 	if s.policy.Throttle > 0 {
-		st.Throttle = min(b.throttle(s, s.bucket(now)), s.policy.MaxThrottle)
+		st.Throttle = b.throttle(s, s.bucket(now))
 	}
 	st.Shedding = st.Total.Shed > 0 && now-o.lastShed.Load() < int64(s.policy.shedQuiet())
 }

@@ -142,8 +142,10 @@ func TestMaxThrottleCapsTheProbability(t *testing.T) {
 	require.ErrorIs(t, err, httpbreaker.ErrOverloaded)
 }
 
-// Criticality scales p: 2p for Sheddable, p/2 for CriticalPlus.
-func TestCriticalityScalesTheRefusalProbability(t *testing.T) {
+// Criticality shares the throttle's refusals out, lowest first. After the
+// priming, p = 10/40 and the throttle has counted 9 Critical attempts (the
+// calls after the first failure); the call under test adds its own.
+func TestCriticalitySharesRefusalsOutLowestFirst(t *testing.T) {
 	const p = 10 / 40.0 // 29 successes, 10 failures, K = 1
 	tests := []struct {
 		name    string
@@ -151,16 +153,17 @@ func TestCriticalityScalesTheRefusalProbability(t *testing.T) {
 		draw    float64
 		refused bool
 	}{
+		// Critical alone: q = p·N/n_C = p.
 		{"no criticality", func(ctx context.Context) context.Context { return ctx }, p - 0.001, true},
 		{"no criticality", func(ctx context.Context) context.Context { return ctx }, p + 0.001, false},
 		{"critical", with(httpbreaker.Critical), p - 0.001, true},
 		{"critical", with(httpbreaker.Critical), p + 0.001, false},
-		{"sheddable", with(httpbreaker.Sheddable), 2*p - 0.001, true},
-		{"sheddable", with(httpbreaker.Sheddable), 2*p + 0.001, false},
-		{"critical-plus", with(httpbreaker.CriticalPlus), p/2 - 0.001, true},
-		{"critical-plus", with(httpbreaker.CriticalPlus), p/2 + 0.001, false},
 		{"unknown value", with(httpbreaker.Criticality(7)), p - 0.001, true},
 		{"unknown value", with(httpbreaker.Criticality(7)), p + 0.001, false},
+		// One sheddable call among 10: the 2.5 refusals due cover it.
+		{"sheddable", with(httpbreaker.Sheddable), 0.999, true},
+		// One critical-plus call among 10: the 9 critical ones take them.
+		{"critical-plus", with(httpbreaker.CriticalPlus), 0, false},
 	}
 	for _, tt := range tests {
 		clock := newClock()
@@ -177,6 +180,31 @@ func TestCriticalityScalesTheRefusalProbability(t *testing.T) {
 			assert.NoError(t, err, "%s, draw %v", tt.name, tt.draw)
 		}
 	}
+}
+
+// A level alone gets the throttle's share, whatever its criticality: the
+// host sees the same share refused.
+func TestLoneCriticalityGetsTheWholeShare(t *testing.T) {
+	clock := newClock()
+	base := newScripted()
+	rt := newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(throttlePolicy))
+	httpbreaker.SetRandom(rt, func() float64 { return 1 })
+	base.status.Store(http.StatusServiceUnavailable)
+	plus := func() *http.Request {
+		req := mustRequest(t, http.MethodGet, host+"/")
+		return req.WithContext(httpbreaker.WithCriticality(req.Context(), httpbreaker.CriticalPlus))
+	}
+	for range 20 {
+		_, err := oneResult(t, rt, plus())
+		require.NoError(t, err)
+	}
+	require.InDelta(t, 0.9, rt.Status(host).Throttle, 1e-9)
+	httpbreaker.SetRandom(rt, func() float64 { return 0.899 })
+	_, err := oneResult(t, rt, plus())
+	assert.ErrorIs(t, err, httpbreaker.ErrOverloaded, "critical-plus alone is refused with p")
+	httpbreaker.SetRandom(rt, func() float64 { return 0.901 })
+	_, err = oneResult(t, rt, plus())
+	assert.NoError(t, err)
 }
 
 func with(c httpbreaker.Criticality) func(context.Context) context.Context {
