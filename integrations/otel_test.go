@@ -103,3 +103,54 @@ func TestOpenTelemetryMetrics(t *testing.T) {
 	_, err = breakerotel.Register(nil, provider)
 	assert.Error(t, err)
 }
+
+// A host that is closed but shedding must not look healthy: the refusals
+// for overload, the calls in flight and the shedding flag are observed.
+func TestOpenTelemetryShowsShedding(t *testing.T) {
+	finish := make(chan struct{})
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("first"))
+		w.(http.Flusher).Flush()
+		<-finish
+	}))
+	defer upstream.Close()
+	defer close(finish)
+	rt, err := httpbreaker.New(nil, httpbreaker.WithPolicy(httpbreaker.Policy{MaxConcurrent: 1}))
+	require.NoError(t, err)
+	defer rt.CloseIdleConnections()
+	reader := sdkmetric.NewManualReader()
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { _ = provider.Shutdown(context.Background()) }()
+	reg, err := breakerotel.Register(rt, provider)
+	require.NoError(t, err)
+	defer func() { _ = reg.Unregister() }()
+
+	req, _ := http.NewRequest(http.MethodGet, upstream.URL, nil)
+	held, err := rt.RoundTrip(req)
+	require.NoError(t, err)
+	defer held.Body.Close()
+	_, err = rt.RoundTrip(req)
+	require.ErrorIs(t, err, httpbreaker.ErrOverloaded)
+
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	host := attribute.String("server.address", rt.Snapshot()[0].Host)
+	for name, want := range map[string]int64{
+		"httpbreaker.circuit.state": 0, "httpbreaker.rejected": 1, "httpbreaker.shed": 1,
+		"httpbreaker.in_flight": 1, "httpbreaker.shedding": 1,
+	} {
+		got, ok := point(t, rm, name, host)
+		if assert.True(t, ok, name) {
+			assert.Equal(t, want, got, name)
+		}
+	}
+	found := false
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if gauge, ok := m.Data.(metricdata.Gauge[float64]); ok && m.Name == "httpbreaker.throttle" {
+				found = len(gauge.DataPoints) == 1 && gauge.DataPoints[0].Value == 0
+			}
+		}
+	}
+	assert.True(t, found, "httpbreaker.throttle observed, 0 without Policy.Throttle")
+}

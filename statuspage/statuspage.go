@@ -105,6 +105,9 @@ type host struct {
 	OpenedAt            *time.Time         `json:"opened_at,omitempty"`
 	RetryAt             *time.Time         `json:"retry_at,omitempty"`
 	RetryInSeconds      *float64           `json:"retry_in_seconds,omitempty"`
+	Shedding            bool               `json:"shedding,omitempty"`
+	Throttle            float64            `json:"throttle,omitempty"`
+	InFlight            int                `json:"in_flight,omitempty"`
 	Total               httpbreaker.Counts `json:"total"`
 }
 
@@ -114,7 +117,8 @@ func (p *page) hosts() []host {
 	rows := make([]host, len(snap))
 	for i, st := range snap {
 		rows[i] = host{Host: st.Host, State: st.State.String(), Isolated: st.Isolated,
-			ConsecutiveFailures: st.ConsecutiveFailures, Total: st.Total}
+			ConsecutiveFailures: st.ConsecutiveFailures, Shedding: st.Shedding, Throttle: st.Throttle,
+			InFlight: st.InFlight, Total: st.Total}
 		if !st.OpenedAt.IsZero() {
 			rows[i].OpenedAt = &snap[i].OpenedAt
 		}

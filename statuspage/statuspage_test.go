@@ -2,6 +2,7 @@ package statuspage_test
 
 import (
 	"encoding/json"
+	"io"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -224,4 +225,44 @@ func TestRowsSayWhatTheyCan(t *testing.T) {
 	assert.Contains(t, row, "&mdash;")
 	assert.NotContains(t, row, `value="isolate"`)
 	assert.Contains(t, row, `value="clear"`)
+}
+
+// A host that is closed but shedding must not look healthy: its badge says
+// so, and the page and the JSON show the refusals and the load.
+func TestSheddingHostDoesNotLookHealthy(t *testing.T) {
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader("ok")), Request: req}, nil
+	})
+	rt, err := httpbreaker.New(base, httpbreaker.WithPolicy(httpbreaker.Policy{MaxConcurrent: 1}))
+	require.NoError(t, err)
+	req, _ := http.NewRequest(http.MethodGet, "http://busy.test/", nil)
+	held, err := rt.RoundTrip(req)
+	require.NoError(t, err)
+	defer held.Body.Close()
+	_, err = rt.RoundTrip(req)
+	require.ErrorIs(t, err, httpbreaker.ErrOverloaded)
+
+	page := mustNew(t, rt)
+	body := get(t, page, "text/html").Body.String()
+	assert.Contains(t, body, `<span class="state shedding">closed, shedding load</span>`)
+	assert.Contains(t, body, `<td class="num load">1 in flight</td>`)
+	var got struct {
+		Hosts []struct {
+			State    string `json:"state"`
+			Shedding bool   `json:"shedding"`
+			InFlight int    `json:"in_flight"`
+			Total    struct {
+				Rejected uint64 `json:"rejected"`
+				Shed     uint64 `json:"shed"`
+			} `json:"total"`
+		} `json:"hosts"`
+	}
+	require.NoError(t, json.Unmarshal(get(t, page, "application/json").Body.Bytes(), &got))
+	require.Len(t, got.Hosts, 1)
+	h := got.Hosts[0]
+	assert.Equal(t, "closed", h.State)
+	assert.True(t, h.Shedding)
+	assert.Equal(t, 1, h.InFlight)
+	assert.Equal(t, uint64(1), h.Total.Shed)
+	assert.Equal(t, uint64(1), h.Total.Rejected)
 }

@@ -27,6 +27,7 @@ type Collector struct {
 	t *httpbreaker.Transport
 
 	state, requests, successes, failures, ignored, rejected, transitions *prometheus.Desc
+	shed, throttle, inFlight, shedding                                   *prometheus.Desc
 }
 
 // Option configures a Collector. An option given a value it cannot use
@@ -96,14 +97,19 @@ func New(t *httpbreaker.Transport, opts ...Option) (*Collector, error) {
 		successes:   desc("successes_total", "Calls classified Success.", "host"),
 		failures:    desc("failures_total", "Calls classified Failure (slow calls included).", "host"),
 		ignored:     desc("ignored_total", "Calls classified Ignore.", "host"),
-		rejected:    desc("rejected_total", "Requests refused while the circuit was open or its probes busy.", "host"),
+		rejected:    desc("rejected_total", "Requests refused: circuit open, probes busy, or overload (shed_total).", "host"),
 		transitions: desc("transitions_total", "State changes of every host, by from and to.", "from", "to"),
+		shed:        desc("shed_total", "Requests refused for overload (Policy.Throttle or MaxConcurrent), part of rejected_total.", "host"),
+		throttle:    desc("throttle", "Share of calls adaptive throttling refuses now (Policy.Throttle).", "host"),
+		inFlight:    desc("in_flight", "Calls in flight now, counted under Policy.MaxConcurrent.", "host"),
+		shedding:    desc("shedding", "1 while a closed circuit refuses calls for overload: up but not healthy.", "host"),
 	}, nil
 }
 
 // Describe sends the descriptors of every metric.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.state, c.requests, c.successes, c.failures, c.ignored, c.rejected, c.transitions} {
+	for _, d := range []*prometheus.Desc{c.state, c.requests, c.successes, c.failures, c.ignored, c.rejected, c.transitions,
+		c.shed, c.throttle, c.inFlight, c.shedding} {
 		ch <- d
 	}
 }
@@ -121,9 +127,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			{c.failures, st.Total.Failures},
 			{c.ignored, st.Total.Ignored},
 			{c.rejected, st.Total.Rejected},
+			{c.shed, st.Total.Shed},
 		} {
 			ch <- prometheus.MustNewConstMetric(m.desc, prometheus.CounterValue, float64(m.value), st.Host)
 		}
+		shedding := 0.0
+		if st.Shedding {
+			shedding = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.throttle, prometheus.GaugeValue, st.Throttle, st.Host)
+		ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(st.InFlight), st.Host)
+		ch <- prometheus.MustNewConstMetric(c.shedding, prometheus.GaugeValue, shedding, st.Host)
 	}
 	for _, tc := range c.t.Transitions() {
 		ch <- prometheus.MustNewConstMetric(c.transitions, prometheus.CounterValue, float64(tc.Count), tc.From.String(), tc.To.String())

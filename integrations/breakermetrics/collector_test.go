@@ -1,6 +1,7 @@
 package breakermetrics_test
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -44,7 +45,7 @@ func TestCollector(t *testing.T) {
 # TYPE httpbreaker_failures_total counter
 httpbreaker_failures_total{client="menu",host="down.test"} 2
 httpbreaker_failures_total{client="menu",host="up.test"} 0
-# HELP httpbreaker_rejected_total Requests refused while the circuit was open or its probes busy.
+# HELP httpbreaker_rejected_total Requests refused: circuit open, probes busy, or overload (shed_total).
 # TYPE httpbreaker_rejected_total counter
 httpbreaker_rejected_total{client="menu",host="down.test"} 1
 httpbreaker_rejected_total{client="menu",host="up.test"} 0
@@ -80,6 +81,41 @@ httpbreaker_ignored_total{client="menu",host="up.test"} 0
 	require.NoError(t, reg.Register(c))
 	_, err = reg.Gather()
 	require.NoError(t, err)
+}
+
+// A host that is closed but shedding must not look healthy.
+func TestCollectorShowsShedding(t *testing.T) {
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader("ok")), Request: req}, nil
+	})
+	rt, err := httpbreaker.New(base, httpbreaker.WithPolicy(httpbreaker.Policy{MaxConcurrent: 1}))
+	require.NoError(t, err)
+	req, _ := http.NewRequest(http.MethodGet, "http://busy.test/", nil)
+	held, err := rt.RoundTrip(req)
+	require.NoError(t, err)
+	defer held.Body.Close()
+	_, err = rt.RoundTrip(req)
+	require.ErrorIs(t, err, httpbreaker.ErrOverloaded)
+
+	c, err := breakermetrics.New(rt)
+	require.NoError(t, err)
+	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(`
+# HELP httpbreaker_in_flight Calls in flight now, counted under Policy.MaxConcurrent.
+# TYPE httpbreaker_in_flight gauge
+httpbreaker_in_flight{host="busy.test"} 1
+# HELP httpbreaker_shed_total Requests refused for overload (Policy.Throttle or MaxConcurrent), part of rejected_total.
+# TYPE httpbreaker_shed_total counter
+httpbreaker_shed_total{host="busy.test"} 1
+# HELP httpbreaker_shedding 1 while a closed circuit refuses calls for overload: up but not healthy.
+# TYPE httpbreaker_shedding gauge
+httpbreaker_shedding{host="busy.test"} 1
+# HELP httpbreaker_state Circuit state per host: 0 closed, 1 open, 2 half-open.
+# TYPE httpbreaker_state gauge
+httpbreaker_state{host="busy.test"} 0
+# HELP httpbreaker_throttle Share of calls adaptive throttling refuses now (Policy.Throttle).
+# TYPE httpbreaker_throttle gauge
+httpbreaker_throttle{host="busy.test"} 0
+`), "httpbreaker_in_flight", "httpbreaker_shed_total", "httpbreaker_shedding", "httpbreaker_state", "httpbreaker_throttle"))
 }
 
 func TestNewRejectsBadOptions(t *testing.T) {

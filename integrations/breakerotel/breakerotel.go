@@ -12,6 +12,10 @@
 //	httpbreaker.circuit.state   gauge, {state}: 0 closed, 1 open, 2 half-open
 //	httpbreaker.calls           counter, {call}: calls that reached the base, by httpbreaker.outcome (success, failure, ignore)
 //	httpbreaker.rejected        counter, {request}: requests refused
+//	httpbreaker.shed            counter, {request}: of those, refused for overload (Policy.Throttle, MaxConcurrent)
+//	httpbreaker.throttle        gauge, 1: share of calls adaptive throttling refuses now
+//	httpbreaker.in_flight       gauge, {call}: calls in flight, counted under Policy.MaxConcurrent
+//	httpbreaker.shedding        gauge, 1: 1 while a closed circuit refuses calls for overload
 //
 // and, for the whole Transport, httpbreaker.transitions (counter,
 // {transition}) by httpbreaker.from and httpbreaker.to.
@@ -80,10 +84,18 @@ func Register(t *httpbreaker.Transport, mp metric.MeterProvider, opts ...Option)
 	calls, err2 := meter.Int64ObservableCounter("httpbreaker.calls", metric.WithUnit("{call}"),
 		metric.WithDescription("Calls that reached the base transport and returned, by outcome."))
 	rejected, err3 := meter.Int64ObservableCounter("httpbreaker.rejected", metric.WithUnit("{request}"),
-		metric.WithDescription("Requests refused while the circuit was open or its probes busy."))
+		metric.WithDescription("Requests refused: circuit open, probes busy, or overload (httpbreaker.shed)."))
 	transitions, err4 := meter.Int64ObservableCounter("httpbreaker.transitions", metric.WithUnit("{transition}"),
 		metric.WithDescription("State changes of every host, by from and to."))
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
+	shed, err5 := meter.Int64ObservableCounter("httpbreaker.shed", metric.WithUnit("{request}"),
+		metric.WithDescription("Requests refused for overload (Policy.Throttle or MaxConcurrent), part of httpbreaker.rejected."))
+	throttle, err6 := meter.Float64ObservableGauge("httpbreaker.throttle", metric.WithUnit("1"),
+		metric.WithDescription("Share of calls adaptive throttling refuses now."))
+	inFlight, err7 := meter.Int64ObservableGauge("httpbreaker.in_flight", metric.WithUnit("{call}"),
+		metric.WithDescription("Calls in flight now, counted under Policy.MaxConcurrent."))
+	shedding, err8 := meter.Int64ObservableGauge("httpbreaker.shedding", metric.WithUnit("1"),
+		metric.WithDescription("1 while a closed circuit refuses calls for overload: up but not healthy."))
+	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8); err != nil {
 		return nil, fmt.Errorf("breakerotel: %w", err)
 	}
 	observe := func(_ context.Context, o metric.Observer) error {
@@ -94,6 +106,14 @@ func Register(t *httpbreaker.Transport, mp metric.MeterProvider, opts ...Option)
 				o.ObserveInt64(calls, int64(n), metric.WithAttributes(append(c.attrs, host, attribute.String("httpbreaker.outcome", outcome))...))
 			}
 			o.ObserveInt64(rejected, int64(st.Total.Rejected), metric.WithAttributes(append(c.attrs, host)...))
+			o.ObserveInt64(shed, int64(st.Total.Shed), metric.WithAttributes(append(c.attrs, host)...))
+			o.ObserveFloat64(throttle, st.Throttle, metric.WithAttributes(append(c.attrs, host)...))
+			o.ObserveInt64(inFlight, int64(st.InFlight), metric.WithAttributes(append(c.attrs, host)...))
+			isShedding := int64(0)
+			if st.Shedding {
+				isShedding = 1
+			}
+			o.ObserveInt64(shedding, isShedding, metric.WithAttributes(append(c.attrs, host)...))
 		}
 		for _, tc := range t.Transitions() {
 			o.ObserveInt64(transitions, int64(tc.Count), metric.WithAttributes(append(c.attrs,
@@ -101,5 +121,5 @@ func Register(t *httpbreaker.Transport, mp metric.MeterProvider, opts ...Option)
 		}
 		return nil
 	}
-	return meter.RegisterCallback(observe, state, calls, rejected, transitions)
+	return meter.RegisterCallback(observe, state, calls, rejected, transitions, shed, throttle, inFlight, shedding)
 }

@@ -22,12 +22,14 @@ import (
 // CheckRetry is a [retryablehttp.CheckRetry] for clients over an
 // httpbreaker Transport. It gives up at once when the breaker refused the
 // request (the circuit stays open until the error's RetryAt: retrying
-// sooner only meets the same refusal) or when the method is not allowed,
-// and otherwise defers to [retryablehttp.DefaultRetryPolicy]. The error
-// the client returns then matches httpbreaker.ErrCircuitOpen or
-// httpbreaker.ErrInvalidMethod with errors.Is.
+// sooner only meets the same refusal), when it refused it for overload (a
+// retry is more load on a host already shedding it), or when the method is
+// not allowed, and otherwise defers to [retryablehttp.DefaultRetryPolicy].
+// The error the client returns then matches httpbreaker.ErrCircuitOpen,
+// httpbreaker.ErrOverloaded or httpbreaker.ErrInvalidMethod with errors.Is.
 func CheckRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
-	if errors.Is(err, httpbreaker.ErrCircuitOpen) || errors.Is(err, httpbreaker.ErrInvalidMethod) {
+	if errors.Is(err, httpbreaker.ErrCircuitOpen) || errors.Is(err, httpbreaker.ErrOverloaded) ||
+		errors.Is(err, httpbreaker.ErrInvalidMethod) {
 		return false, nil
 	}
 	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
@@ -36,8 +38,9 @@ func CheckRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 // Waiter is a CheckRetry that waits for the breaker instead of giving up
 // when the wait is short: on a refusal whose RetryAt is at most MaxWait
 // away, it waits until then (or until the request's context ends) and
-// retries, so the retry is the circuit's probe. Farther refusals, and
-// isolated hosts (a zero RetryAt), give up at once as with CheckRetry.
+// retries, so the retry is the circuit's probe. Farther refusals, isolated
+// hosts (a zero RetryAt) and refusals for overload give up at once as with
+// CheckRetry.
 type Waiter struct {
 	// MaxWait is the longest it waits for a circuit to admit a probe.
 	MaxWait time.Duration

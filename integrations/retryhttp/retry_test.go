@@ -90,6 +90,39 @@ func TestInvalidMethodIsNotRetried(t *testing.T) {
 	assert.Zero(t, calls.Load())
 }
 
+// A host shedding load gets no retry storm: with a slow body holding the
+// only slot, the retrying client gives up at the first refusal.
+func TestRetriesStopAtOverload(t *testing.T) {
+	finish := make(chan struct{})
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		calls.Add(1)
+		_, _ = w.Write([]byte("first"))
+		w.(http.Flusher).Flush()
+		<-finish
+	}))
+	t.Cleanup(srv.Close)
+	defer close(finish)
+	rt, err := httpbreaker.New(nil, httpbreaker.WithPolicy(httpbreaker.Policy{MaxConcurrent: 1}))
+	require.NoError(t, err)
+	t.Cleanup(rt.CloseIdleConnections)
+	holder, err := (&http.Client{Transport: rt}).Get(srv.URL)
+	require.NoError(t, err)
+	defer holder.Body.Close()
+	var refusals atomic.Int64
+	counting := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := rt.RoundTrip(req)
+		if errors.Is(err, httpbreaker.ErrOverloaded) {
+			refusals.Add(1)
+		}
+		return resp, err
+	})
+	_, err = retryingClient(counting, retryhttp.CheckRetry).Get(srv.URL)
+	require.ErrorIs(t, err, httpbreaker.ErrOverloaded)
+	assert.Equal(t, int64(1), refusals.Load(), "no retry of a refusal for overload")
+	assert.Equal(t, int64(1), calls.Load(), "the host saw only the holder")
+}
+
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
