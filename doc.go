@@ -28,6 +28,16 @@
 // ([Policy.MaxResetTimeout]) and honour a 429 or 503's Retry-After
 // ([Policy.MaxRetryAfter]). Each is off at its zero value.
 //
+// # Overload
+//
+// A host may be up but overloaded. [Policy.Throttle] refuses calls locally,
+// while the circuit is closed, with the probability the Google SRE book's
+// adaptive throttling gives, so that a host answering part of its calls
+// keeps serving them instead of being cut off; [WithCriticality] decides
+// whose calls are refused first. [Policy.MaxConcurrent] caps the calls in
+// flight to one host, so a slow host cannot hold every goroutine. Their
+// refusals match [ErrOverloaded]; each is off, and free, at its zero value.
+//
 // # Hosts
 //
 // The breaker key is the request URL's host, lower-cased, with the port kept
@@ -67,8 +77,8 @@
 // # Errors
 //
 // Errors arrive wrapped in [*url.Error] through [http.Client]; match them with
-// [errors.Is] against [ErrCircuitOpen] or [ErrInvalidMethod], and use
-// [errors.As] to read the [*OpenError]'s host and retry time.
+// [errors.Is] against [ErrCircuitOpen], [ErrOverloaded] or [ErrInvalidMethod],
+// and use [errors.As] to read the [*OpenError]'s host and retry time.
 //
 // # Companion packages
 //

@@ -309,3 +309,54 @@ func ExampleWithKey() {
 	// a, health check: 503 Service Unavailable
 	// circuits: open closed
 }
+
+// A concurrency cap per host: while one download is under way, the next
+// call to the same host is refused at once, and the circuit stays closed.
+func ExamplePolicy_maxConcurrent() {
+	finish := make(chan struct{})
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "the first part, ")
+		w.(http.Flusher).Flush()
+		<-finish
+		_, _ = io.WriteString(w, "the rest")
+	}))
+	defer upstream.Close()
+
+	client, rt, err := httpbreaker.NewClient(nil, httpbreaker.WithPolicy(httpbreaker.Policy{MaxConcurrent: 1}))
+	if err != nil {
+		panic(err)
+	}
+	defer client.CloseIdleConnections()
+
+	download, err := client.Get(upstream.URL) // headers in, body still coming: it holds the slot
+	if err != nil {
+		panic(err)
+	}
+	_, err = client.Get(upstream.URL)
+	fmt.Println("second call overloaded:", errors.Is(err, httpbreaker.ErrOverloaded))
+	st := rt.Status(upstream.URL)
+	fmt.Println(st.State, "shedding:", st.Shedding, "in flight:", st.InFlight)
+
+	close(finish)
+	body, _ := io.ReadAll(download.Body) // read to the end: the slot is free
+	_ = download.Body.Close()
+	fmt.Println(string(body))
+	fmt.Println("in flight:", rt.Status(upstream.URL).InFlight)
+	// Output:
+	// second call overloaded: true
+	// closed shedding: true in flight: 1
+	// the first part, the rest
+	// in flight: 0
+}
+
+// Background work marks its requests Sheddable: when the host is
+// overloaded and the throttle refuses calls, theirs go first.
+func ExampleWithCriticality() {
+	ctx := httpbreaker.WithCriticality(context.Background(), httpbreaker.Sheddable)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://api.example.com/prefetch", nil)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(httpbreaker.CriticalityFrom(req.Context()))
+	// Output: sheddable
+}

@@ -76,6 +76,18 @@ func readmePolicies() []httpbreaker.Policy {
 	return []httpbreaker.Policy{rate, slow, backoff, retryAfter}
 }
 
+func readmeOverload(ctx context.Context) (context.Context, []httpbreaker.Policy) {
+	// shed load when a host accepts less than ~90% of calls, before runs of failures trip the breaker
+	throttle := httpbreaker.Policy{Window: 10 * time.Second, Throttle: 1.1}
+
+	// never more than 50 calls in flight to one host: a slow host holds 50 goroutines, not thousands
+	bulkhead := httpbreaker.Policy{MaxConcurrent: 50}
+
+	// background work yields to user-facing work when a host is overloaded
+	ctx = httpbreaker.WithCriticality(ctx, httpbreaker.Sheddable)
+	return ctx, []httpbreaker.Policy{throttle, bulkhead}
+}
+
 func readmeClassifiers() []httpbreaker.Option {
 	// 200, 204 and 304 succeed, every other status fails
 	codes := httpbreaker.WithClassifier(httpbreaker.SuccessStatus(200, 204, 304))
@@ -158,7 +170,7 @@ func readmeOtel(rt *httpbreaker.Transport) *http.Client {
 	return client
 }
 
-var _ = []any{readmeUsage, readmeControls, readmePolicies, readmeClassifiers, readmeManyHosts, readmeFleet, readmeLogging,
+var _ = []any{readmeUsage, readmeControls, readmePolicies, readmeOverload, readmeClassifiers, readmeManyHosts, readmeFleet, readmeLogging,
 	readmePrometheus, readmeOtelMetrics, readmeRetryablehttp, readmeResty, readmeOtel}
 
 func TestREADMESnippetsAreCompiled(t *testing.T) {
