@@ -41,8 +41,8 @@ func WithoutBreaker(ctx context.Context) context.Context {
 // The throttle refuses a share p of the calls to a host (see
 // [Policy.Throttle]); criticality decides whose calls make up that share,
 // lowest first. Over the last Window, with n_S, n_C and n_P the calls
-// attempted at each criticality since the throttle last had failures to
-// weigh and N their sum, p·N refusals are handed out in the order Sheddable,
+// attempted at each criticality while the throttle refused (this one
+// included) and N their sum, p·N refusals are handed out in the order Sheddable,
 // Critical, CriticalPlus, each level taking as many as it has calls:
 //
 //	Sheddable:    q_S = min(1, p·N / n_S)

@@ -19,7 +19,7 @@ type overload struct {
 	refused rateWindow
 	// attempts counts, as failures, the calls attempted at each
 	// criticality (Sheddable, Critical, CriticalPlus) while the throttle
-	// has failures to weigh: the mix its refusals are shared out over.
+	// refuses: the mix its refusals are shared out over.
 	attempts [3]rateWindow
 	// inFlight counts calls holding a slot (MaxConcurrent only).
 	inFlight atomic.Int64
@@ -87,13 +87,16 @@ func (b *breaker) throttles(s *shared, req *http.Request) bool {
 		return false // p is 0 for Throttle ≥ 1
 	}
 	index := s.bucket(s.clock())
+	p := b.throttle(s, index)
+	if p == 0 {
+		return false
+	}
 	c := Critical
 	if controlsSeen.Load() {
 		c = controlsOf(req.Context()).criticality
 	}
 	o.attempts[c+1].record(index, true)
-	p := b.throttle(s, index)
-	return p > 0 && s.random() < o.refusal(index, c, p)
+	return s.random() < o.refusal(index, c, p)
 }
 
 // throttle is the share of calls the throttle refuses, over the window

@@ -144,7 +144,8 @@ func TestMaxThrottleCapsTheProbability(t *testing.T) {
 
 // Criticality shares the throttle's refusals out, lowest first. After the
 // priming, p = 10/40 and the throttle has counted 9 Critical attempts (the
-// calls after the first failure); the call under test adds its own.
+// calls after the first failure, while p > 0); the call under test adds its
+// own.
 func TestCriticalitySharesRefusalsOutLowestFirst(t *testing.T) {
 	const p = 10 / 40.0 // 29 successes, 10 failures, K = 1
 	tests := []struct {
