@@ -58,25 +58,6 @@ func (t *Transport) shed(req *http.Request, b *breaker, tk ticket) *OverloadErro
 	return nil
 }
 
-// callHolding is call for a call holding a concurrency slot. The slot is
-// given back when RoundTrip returns an error (or panics), else handed to
-// the response body: see holdingBody.
-func (t *Transport) callHolding(req *http.Request, b *breaker, tk ticket) (*http.Response, error) {
-	o := b.more.overload
-	handed := false
-	defer func() {
-		if !handed {
-			o.inFlight.Add(-1)
-		}
-	}()
-	resp, err := t.call(req, b, tk)
-	if err == nil && resp.Body != http.NoBody {
-		resp.Body = o.holdingBody(resp.Body)
-		handed = true
-	}
-	return resp, err
-}
-
 // throttles draws whether the throttle refuses a call made with req. While
 // the window holds nothing but accepts — a healthy host — it costs two
 // atomic loads per window and reads no clock.

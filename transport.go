@@ -191,6 +191,25 @@ func (t *Transport) breakerFor(req *http.Request) (*breaker, error) {
 	return b, nil
 }
 
+// callHolding is call for a call holding a concurrency slot. The slot is
+// given back when RoundTrip returns an error (or panics), else handed to
+// the response body: see holdingBody.
+func (t *Transport) callHolding(req *http.Request, b *breaker, tk ticket) (*http.Response, error) {
+	o := b.more.overload
+	handed := false
+	defer func() {
+		if !handed {
+			o.inFlight.Add(-1)
+		}
+	}()
+	resp, err := t.call(req, b, tk)
+	if err == nil && resp.Body != http.NoBody {
+		resp.Body = o.holdingBody(resp.Body)
+		handed = true
+	}
+	return resp, err
+}
+
 // send passes req to the base transport. A response without a Body or a
 // Header (which http.Client tolerates) gets empty ones, so that nothing
 // downstream — the classifier, the stale cache, the caller — meets a nil.
