@@ -37,6 +37,8 @@ var contenders = []contender{
 	{"bare", func(base http.RoundTripper) http.RoundTripper { return base }},
 	{"floor", newFloor},
 	{"httpbreaker", newHTTPBreaker},
+	{"httpbreaker-window", newHTTPBreakerWith(httpbreaker.Policy{Window: 30 * time.Second})},
+	{"httpbreaker-throttle", newHTTPBreakerWith(httpbreaker.Policy{Window: 30 * time.Second, Throttle: 1.1})},
 	{"gobreaker", newGoBreaker},
 	{"failsafe", newFailsafe},
 	{"resty-client", newRestyClient},
@@ -78,12 +80,22 @@ func (f *floor) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func newHTTPBreaker(base http.RoundTripper) http.RoundTripper {
-	rt, err := httpbreaker.New(base, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: threshold, ResetTimeout: openFor}),
-		httpbreaker.WithMaxHosts(1<<20)) // the others are unbounded: let it track all 100k hosts of the memory benchmark
-	if err != nil {
-		panic(err)
+	return newHTTPBreakerWith(httpbreaker.Policy{})(base)
+}
+
+// newHTTPBreakerWith is httpbreaker under the common rule plus policy's
+// other rules: the rate window and the throttle, measured beside the
+// default so that their cost is a ratio from one run.
+func newHTTPBreakerWith(policy httpbreaker.Policy) func(http.RoundTripper) http.RoundTripper {
+	return func(base http.RoundTripper) http.RoundTripper {
+		policy.FailureThreshold, policy.ResetTimeout = threshold, openFor
+		rt, err := httpbreaker.New(base, httpbreaker.WithPolicy(policy),
+			httpbreaker.WithMaxHosts(1<<20)) // the others are unbounded: let it track all 100k hosts of the memory benchmark
+		if err != nil {
+			panic(err)
+		}
+		return rt
 	}
-	return rt
 }
 
 // gobreaker v2, one CircuitBreaker per host.
