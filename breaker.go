@@ -102,7 +102,7 @@ func newBreaker(host string, s *shared) *breaker {
 		b.more.window = new(rateWindow)
 	}
 	if s.overload {
-		b.more.overload = newOverload(host)
+		b.more.overload = newOverload(host, s)
 	}
 	return b
 }
@@ -423,11 +423,8 @@ func (b *breaker) transition(s *shared, w word, to State, now, until int64) bool
 		if b.more.window != nil {
 			b.more.window.reset()
 		}
-		if o := b.more.overload; o != nil {
-			o.refused.reset()
-			for i := range o.attempts {
-				o.attempts[i].reset()
-			}
+		if o := b.more.overload; o != nil && o.throttle != nil {
+			o.throttle.reset()
 		}
 	}
 	if from := w.state(); from != to && !b.forgotten.Load() {

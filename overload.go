@@ -12,15 +12,8 @@ import (
 // Throttle or MaxConcurrent, and lives in breakerMore, so the breakers of
 // other policies pay nothing for it.
 type overload struct {
-	// refused counts, as failures, the calls refused for overload while
-	// the circuit is closed: with the rate window's successes and failures
-	// they are the throttle's requests. It starts empty when the circuit
-	// closes, as the rate window does.
-	refused rateWindow
-	// attempts counts, as failures, the calls attempted at each
-	// criticality (Sheddable, Critical, CriticalPlus) while the throttle
-	// refuses: the mix its refusals are shared out over.
-	attempts [3]rateWindow
+	// throttle is the throttle's own counts; nil unless Throttle is set.
+	throttle *throttleCounts
 	// inFlight counts calls holding a slot (MaxConcurrent only).
 	inFlight atomic.Int64
 	// shed counts refusals for overload since the host was first tracked.
@@ -34,10 +27,47 @@ type overload struct {
 	throttled, full OverloadError
 }
 
-func newOverload(host string) *overload {
-	return &overload{
+// throttleCounts are the throttle's windows besides the rate window. They
+// start empty when the circuit closes, as the rate window does.
+type throttleCounts struct {
+	// refused counts, as failures, the calls refused for overload while
+	// the circuit is closed: with the rate window's successes and failures
+	// they are the throttle's requests.
+	refused rateWindow
+	// mix counts, as failures, the calls attempted at each criticality
+	// (Sheddable, Critical, CriticalPlus) while the throttle refuses: what
+	// its refusals are shared out over. Made the first time it refuses, so
+	// a host never throttled pays a pointer for it.
+	mix atomic.Pointer[[3]rateWindow]
+}
+
+func newOverload(host string, s *shared) *overload {
+	o := &overload{
 		throttled: OverloadError{Host: host, Throttled: true},
 		full:      OverloadError{Host: host},
+	}
+	if s.policy.Throttle > 0 {
+		o.throttle = new(throttleCounts)
+	}
+	return o
+}
+
+// attempts returns the criticality mix, making it on first use.
+func (tc *throttleCounts) attempts() *[3]rateWindow {
+	if mix := tc.mix.Load(); mix != nil {
+		return mix
+	}
+	tc.mix.CompareAndSwap(nil, new([3]rateWindow))
+	return tc.mix.Load()
+}
+
+// reset empties the throttle's windows.
+func (tc *throttleCounts) reset() {
+	tc.refused.reset()
+	if mix := tc.mix.Load(); mix != nil {
+		for i := range mix {
+			mix[i].reset()
+		}
 	}
 }
 
@@ -62,9 +92,9 @@ func (t *Transport) shed(req *http.Request, b *breaker, tk ticket) *OverloadErro
 // the window holds nothing but accepts — a healthy host — it costs two
 // atomic loads per window and reads no clock.
 func (b *breaker) throttles(s *shared, req *http.Request) bool {
-	o, rate := b.more.overload, b.more.window
-	latest := max(rate.newest.Load(), o.refused.newest.Load())
-	if !rate.failedWithin(latest) && !o.refused.failedWithin(latest) {
+	tc, rate := b.more.overload.throttle, b.more.window
+	latest := max(rate.newest.Load(), tc.refused.newest.Load())
+	if !rate.failedWithin(latest) && !tc.refused.failedWithin(latest) {
 		return false // p is 0 for Throttle ≥ 1
 	}
 	index := s.bucket(s.clock())
@@ -76,8 +106,9 @@ func (b *breaker) throttles(s *shared, req *http.Request) bool {
 	if controlsSeen.Load() {
 		c = controlsOf(req.Context()).criticality
 	}
-	o.attempts[c+1].record(index, true)
-	return s.random() < o.refusal(index, c, p)
+	mix := tc.attempts()
+	mix[c+1].record(index, true)
+	return s.random() < refusal(mix, index, c, p)
 }
 
 // throttle is the share of calls the throttle refuses, over the window
@@ -85,7 +116,7 @@ func (b *breaker) throttles(s *shared, req *http.Request) bool {
 // MaxThrottle.
 func (b *breaker) throttle(s *shared, index int64) float64 {
 	successes, failures := b.more.window.counts(index)
-	_, refused := b.more.overload.refused.counts(index)
+	_, refused := b.more.overload.throttle.refused.counts(index)
 	requests := float64(successes + failures + refused)
 	p := (requests - s.policy.Throttle*float64(successes)) / (requests + 1)
 	return min(max(p, 0), s.policy.MaxThrottle)
@@ -95,11 +126,11 @@ func (b *breaker) throttle(s *shared, index int64) float64 {
 // throttle refuses a share p of all calls: the refusals go to the lowest
 // criticalities first, in proportion to the calls each attempted (see
 // Criticality).
-func (o *overload) refusal(index int64, c Criticality, p float64) float64 {
+func refusal(mix *[3]rateWindow, index int64, c Criticality, p float64) float64 {
 	var attempts [3]float64
 	total := 0.0
-	for i := range o.attempts {
-		_, n := o.attempts[i].counts(index)
+	for i := range mix {
+		_, n := mix[i].counts(index)
 		attempts[i] = float64(n)
 		total += attempts[i]
 	}
@@ -125,7 +156,7 @@ func (b *breaker) refuseOverload(s *shared, refusal *OverloadError, tk ticket) *
 	o.shed.Add(1)
 	o.lastShed.Store(now)
 	if s.policy.Throttle > 0 && !tk.probe {
-		o.refused.record(s.bucket(now), true)
+		o.throttle.refused.record(s.bucket(now), true)
 	}
 	if !o.shedding.Load() && !tk.probe {
 		b.setShedding(s, now, true)
