@@ -1,7 +1,9 @@
 package httpbreaker_test
 
 import (
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -89,5 +91,38 @@ func BenchmarkPolicyClosedParallel1000Hosts(b *testing.B) {
 	reqs := requests(b, 1000)
 	for _, name := range policyNames {
 		b.Run(name, func(b *testing.B) { benchParallel(b, all[name], reqs) })
+	}
+}
+
+// BenchmarkConcurrencyCapWithBody measures what holding a MaxConcurrent
+// slot in the response body costs: a wrapper and its finalizer per call.
+// The base returns a small body, read and closed as a caller would.
+func BenchmarkConcurrencyCapWithBody(b *testing.B) {
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader("ok")), Request: req}, nil
+	})
+	for _, c := range []struct {
+		name   string
+		policy httpbreaker.Policy
+	}{
+		{"default", httpbreaker.Policy{}},
+		{"maxconcurrent", httpbreaker.Policy{MaxConcurrent: 1 << 20}},
+	} {
+		rt, err := httpbreaker.New(base, httpbreaker.WithPolicy(c.policy))
+		if err != nil {
+			b.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodGet, "http://api.test/", nil)
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := rt.RoundTrip(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+			}
+		})
 	}
 }

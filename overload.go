@@ -73,7 +73,7 @@ func (tc *throttleCounts) reset() {
 
 // shed applies the overload rules to a call the circuit admitted, and
 // returns the refusal if one refuses it. Otherwise, when the policy caps
-// calls in flight, the call now holds a slot (see callHolding).
+// calls in flight, the call now holds a slot (see sendHolding).
 // Throttling applies to closed circuits only; the cap to probes too.
 func (t *Transport) shed(req *http.Request, b *breaker, tk ticket) *OverloadError {
 	o := b.more.overload
@@ -86,6 +86,14 @@ func (t *Transport) shed(req *http.Request, b *breaker, tk ticket) *OverloadErro
 		return b.refuseOverload(&t.s, &o.full, tk)
 	}
 	return nil
+}
+
+// giveBackSlot frees the concurrency slot of a call admitted but never
+// sent (a probe the fleet refused).
+func (b *breaker) giveBackSlot(s *shared) {
+	if s.policy.MaxConcurrent > 0 {
+		b.more.overload.inFlight.Add(-1)
+	}
 }
 
 // throttles draws whether the throttle refuses a call made with req. While

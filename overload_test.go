@@ -621,3 +621,48 @@ func TestOverloadUnderConcurrency(t *testing.T) {
 		assert.LessOrEqual(t, st.Total.Shed, st.Total.Rejected, h)
 	}
 }
+
+// A probe the fleet refuses (another member holds its lease) was never
+// sent: its concurrency slot comes back at once.
+func TestProbeRefusedByTheFleetGivesItsSlotBack(t *testing.T) {
+	clock := newClock()
+	store := newMemStore()
+	base := newScripted()
+	base.status.Store(http.StatusServiceUnavailable)
+	rt := newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithStore(store),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1, MaxConcurrent: 1}))
+	defer rt.Close()
+	_, err := get(t, rt, host+"/")
+	require.NoError(t, err)
+	require.True(t, rt.IsOpen(host))
+	_, ok, err := store.AcquireProbe(context.Background(), "api.test", 1) // another member's probe
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	clock.At(2 * time.Minute)
+	for range 3 {
+		_, err = get(t, rt, host+"/")
+		require.ErrorIs(t, err, httpbreaker.ErrCircuitOpen, "the fleet's probe slot is taken")
+		assert.Zero(t, rt.Status(host).InFlight, "the refused probe's slot is free")
+	}
+}
+
+// A panicking base gives its slot back at once; a panicking classifier
+// leaves the response it was judging to the collector, which frees it.
+func TestPanicsGiveSlotsBack(t *testing.T) {
+	panicking := newTransport(t, roundTripFunc(func(*http.Request) (*http.Response, error) { panic("base") }),
+		httpbreaker.WithPolicy(httpbreaker.Policy{MaxConcurrent: 1}))
+	for range 2 {
+		assert.Panics(t, func() { _, _ = panicking.RoundTrip(mustRequest(t, http.MethodGet, host+"/")) })
+		assert.Zero(t, panicking.Status(host).InFlight)
+	}
+
+	judging := newTransport(t, newScripted(), httpbreaker.WithPolicy(httpbreaker.Policy{MaxConcurrent: 1}),
+		httpbreaker.WithClassifier(func(*http.Response, error) httpbreaker.Outcome { panic("classifier") }))
+	assert.Panics(t, func() { _, _ = judging.RoundTrip(mustRequest(t, http.MethodGet, host+"/")) })
+	for i := 0; i < 100 && judging.Status(host).InFlight > 0; i++ {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	assert.Zero(t, judging.Status(host).InFlight)
+}

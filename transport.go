@@ -104,7 +104,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, err
 	case b == nil: // WithoutBreaker
-		return t.send(req)
+		return t.send(req, nil)
 	}
 	tk, refused := b.admit(&t.s)
 	if refused != nil {
@@ -119,20 +119,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			b.counts.rejected.Add(1)
 			return t.refuse(req, shed)
 		}
-		if t.s.policy.MaxConcurrent > 0 {
-			return t.callHolding(req, b, tk)
-		}
 	}
-	return t.call(req, b, tk)
-}
-
-// call sends a call the circuit admitted and reports its result.
-func (t *Transport) call(req *http.Request, b *breaker, tk ticket) (*http.Response, error) {
 	if tk.probe {
 		return t.probe(req, b, tk)
 	}
 	hadFailures := t.fleet != nil && b.load().failures() > 0
-	resp, err := t.send(req)
+	resp, err := t.send(req, b)
 	var outcome Outcome
 	if t.s.plain {
 		outcome = t.classifyCall(req, resp, err)
@@ -191,29 +183,15 @@ func (t *Transport) breakerFor(req *http.Request) (*breaker, error) {
 	return b, nil
 }
 
-// callHolding is call for a call holding a concurrency slot. The slot is
-// given back when RoundTrip returns an error (or panics), else handed to
-// the response body: see holdingBody.
-func (t *Transport) callHolding(req *http.Request, b *breaker, tk ticket) (*http.Response, error) {
-	o := b.more.overload
-	handed := false
-	defer func() {
-		if !handed {
-			o.inFlight.Add(-1)
-		}
-	}()
-	resp, err := t.call(req, b, tk)
-	if err == nil && resp.Body != http.NoBody {
-		resp.Body = o.holdingBody(resp.Body)
-		handed = true
+// send passes req, admitted by b (nil for none), to the base transport. A
+// response without a Body or a Header (which http.Client tolerates) gets
+// empty ones, so that nothing downstream — the classifier, the stale cache,
+// the caller — meets a nil. Under MaxConcurrent the call holds a slot of
+// b's, which sendHolding hands to the response body.
+func (t *Transport) send(req *http.Request, b *breaker) (*http.Response, error) {
+	if b != nil && t.s.policy.MaxConcurrent > 0 {
+		return t.sendHolding(req, b.more.overload)
 	}
-	return resp, err
-}
-
-// send passes req to the base transport. A response without a Body or a
-// Header (which http.Client tolerates) gets empty ones, so that nothing
-// downstream — the classifier, the stale cache, the caller — meets a nil.
-func (t *Transport) send(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
 	if resp != nil && err == nil {
 		if resp.Body == nil {
@@ -226,6 +204,26 @@ func (t *Transport) send(req *http.Request) (*http.Response, error) {
 	return oneOf(resp, err, errNilResponse)
 }
 
+// sendHolding is send for a call holding one of o's slots: the slot is
+// given back when the base returns an error or panics, at once for a
+// response without a body, and otherwise when the body is closed or read to
+// its end (see holdingBody). A response the Transport swallows (a 5xx
+// replaced by a stale one) is closed, which frees it too.
+func (t *Transport) sendHolding(req *http.Request, o *overload) (*http.Response, error) {
+	handed := false
+	defer func() {
+		if !handed {
+			o.inFlight.Add(-1)
+		}
+	}()
+	resp, err := t.send(req, nil)
+	if err == nil && resp.Body != http.NoBody {
+		resp.Body = o.holdingBody(resp.Body)
+		handed = true
+	}
+	return resp, err
+}
+
 // probe sends a half-open probe. If the base transport or the classifier
 // panics, the probe's slot is given back before the panic goes on, so the
 // breaker never waits for a report that will not come.
@@ -235,10 +233,12 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 		switch {
 		case !ok: // another member holds the fleet's probes
 			b.giveBackProbe()
+			b.giveBackSlot(&t.s)
 			b.counts.rejected.Add(1)
 			return t.refuse(req, b.refusal.Load())
 		case err != nil: // the caller gave up while the Store decided
 			b.giveBackProbe()
+			b.giveBackSlot(&t.s)
 			closeBody(req)
 			return nil, err
 		}
@@ -250,7 +250,7 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 			b.report(&t.s, tk, verdict{outcome: Ignore})
 		}
 	}()
-	resp, err := t.send(req)
+	resp, err := t.send(req, b)
 	v := t.judge(req, tk, resp, err)
 	reported = true
 	b.report(&t.s, tk, v)

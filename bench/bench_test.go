@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -114,11 +115,16 @@ func tripped(b *testing.B, c contender, req *http.Request) (http.RoundTripper, *
 	return nil, base
 }
 
+// onlyClosedPath reports whether c is httpbreaker under another policy,
+// there to price its closed path and memory: its circuit opens and refuses
+// as httpbreaker's does (and the throttle refuses before it opens).
+func onlyClosedPath(c contender) bool { return strings.HasPrefix(c.name, "httpbreaker-") }
+
 func BenchmarkOpenRefusal(b *testing.B) {
 	reqs := requests(b, 1)
 	for _, c := range contenders {
-		if c.name == "bare" || c.name == "floor" || c.name == "resty-client" {
-			continue // they never refuse
+		if c.name == "bare" || c.name == "floor" || c.name == "resty-client" || onlyClosedPath(c) {
+			continue // they never refuse, or refuse as httpbreaker does
 		}
 		b.Run(c.name, func(b *testing.B) {
 			b.Cleanup(hystrix.Flush) // hystrix keeps every command in a global registry
@@ -141,7 +147,7 @@ func BenchmarkOpenRefusal(b *testing.B) {
 func BenchmarkCallsUntilOpen(b *testing.B) {
 	reqs := requests(b, 1)
 	for _, c := range contenders {
-		if c.name == "bare" || c.name == "floor" || c.name == "resty-client" {
+		if c.name == "bare" || c.name == "floor" || c.name == "resty-client" || onlyClosedPath(c) {
 			continue
 		}
 		b.Run(c.name, func(b *testing.B) {
