@@ -53,7 +53,7 @@ bench-core: ## the root package's hot-path benchmarks: bare, floor and httpbreak
 	cd bench && $(GO) tool benchstat ../bench-core.txt
 
 simulate: ## the overload simulation: binary breakers and throttling on the same traffic (deterministic)
-	$(GO) test -count 1 -run 'TestOverloadSimulation|TestCriticalitySimulation' -v . | grep -v '^=== RUN'
+	$(GO) test -count 1 -run 'TestOverloadSimulation|TestCriticalitySimulation' -v . -args -sim.minutes 10 | grep -v '^=== RUN'
 
 fuzz: ## each fuzz target for $(FUZZTIME); make test runs their seed corpora
 	@for target in $(FUZZ_TARGETS); do \

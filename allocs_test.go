@@ -4,6 +4,7 @@ package httpbreaker_test
 
 import (
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,8 +30,14 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 
 	// Overload protection: the throttle's closed path and its refusals
 	// allocate nothing either.
-	throttled := newTransport(t, newFakeBase(func(string) int { return 500 }), httpbreaker.WithPolicy(httpbreaker.Policy{
-		Window: time.Minute, Throttle: 1.5, FailureRatio: 1, MinimumRequests: 1 << 20, FailureThreshold: 1 << 20,
+	var n atomic.Int64 // three failures in four: throttled
+	throttled := newTransport(t, newFakeBase(func(string) int {
+		if n.Add(1)%4 == 1 { // the first call succeeds: never all failures
+			return 200
+		}
+		return 500
+	}), httpbreaker.WithPolicy(httpbreaker.Policy{
+		Window: time.Minute, Throttle: 1.5, FailureRatio: 1, MinimumRequests: 1, FailureThreshold: 1 << 20,
 	}))
 	assert.Zero(t, testing.AllocsPerRun(1000, func() { _, _ = throttled.RoundTrip(req) }), "throttling, refusals included")
 	require.NotZero(t, throttled.Status("api.test").Total.Shed)

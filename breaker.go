@@ -184,7 +184,7 @@ func (b *breaker) report(s *shared, tk ticket, v verdict) {
 		b.countFailure(s, tk, v)
 	}
 	if s.overload && !tk.probe {
-		b.quietDown(s, v)
+		b.afterCall(s, v)
 	}
 }
 
@@ -308,6 +308,9 @@ func (b *breaker) clear(s *shared, keepClosed bool) (wasIsolated bool) {
 	now := s.clock()
 	b.mu.Lock()
 	wasIsolated, b.isolated = b.isolated, false
+	if !keepClosed && b.more != nil && b.more.overload != nil && b.more.overload.throttle != nil {
+		b.more.overload.throttle.reset() // ClearState forgets the throttle too
+	}
 	// Only a lock-free closed-path update can make the CAS fail, and it
 	// cannot happen twice without a new admission: the loop ends.
 	for {
@@ -423,9 +426,7 @@ func (b *breaker) transition(s *shared, w word, to State, now, until int64) bool
 		if b.more.window != nil {
 			b.more.window.reset()
 		}
-		if o := b.more.overload; o != nil && o.throttle != nil {
-			o.throttle.reset()
-		}
+
 	}
 	if from := w.state(); from != to && !b.forgotten.Load() {
 		s.transitions[from][to].Add(1)

@@ -27,13 +27,15 @@ type overload struct {
 	throttled, full OverloadError
 }
 
-// throttleCounts are the throttle's windows besides the rate window. They
-// start empty when the circuit closes, as the rate window does.
+// throttleCounts are the throttle's windows. Unlike the rate window they
+// are kept when the circuit opens and closes again: a good probe does not
+// mean the overload ended, and a throttle starting empty after each close
+// would let the first calls through at full rate, into the breaker's
+// consecutive rule. ClearState empties them.
 type throttleCounts struct {
-	// refused counts, as failures, the calls refused for overload while
-	// the circuit is closed: with the rate window's successes and failures
-	// they are the throttle's requests.
-	refused rateWindow
+	// calls counts the accepts (as successes) and the other requests —
+	// failures and refusals for overload — (as failures) while closed.
+	calls rateWindow
 	// mix counts, as failures, the calls attempted at each criticality
 	// (Sheddable, Critical, CriticalPlus) while the throttle refuses: what
 	// its refusals are shared out over. Made the first time it refuses, so
@@ -63,7 +65,7 @@ func (tc *throttleCounts) attempts() *[3]rateWindow {
 
 // reset empties the throttle's windows.
 func (tc *throttleCounts) reset() {
-	tc.refused.reset()
+	tc.calls.reset()
 	if mix := tc.mix.Load(); mix != nil {
 		for i := range mix {
 			mix[i].reset()
@@ -100,10 +102,9 @@ func (b *breaker) giveBackSlot(s *shared) {
 // the window holds nothing but accepts — a healthy host — it costs two
 // atomic loads per window and reads no clock.
 func (b *breaker) throttles(s *shared, req *http.Request) bool {
-	tc, rate := b.more.overload.throttle, b.more.window
-	latest := max(rate.newest.Load(), tc.refused.newest.Load())
-	if !rate.failedWithin(latest) && !tc.refused.failedWithin(latest) {
-		return false // p is 0 for Throttle ≥ 1
+	tc := b.more.overload.throttle
+	if !tc.calls.failedWithin(tc.calls.newest.Load()) {
+		return false // nothing but accepts: p is 0 for Throttle ≥ 1
 	}
 	index := s.bucket(s.clock())
 	p := b.throttle(s, index)
@@ -121,12 +122,15 @@ func (b *breaker) throttles(s *shared, req *http.Request) bool {
 
 // throttle is the share of calls the throttle refuses, over the window
 // ending with the bucket of index: the book's probability, capped at
-// MaxThrottle.
+// MaxThrottle, once the window holds MinimumRequests requests (below it,
+// one failure of a quiet host would refuse half its next calls).
 func (b *breaker) throttle(s *shared, index int64) float64 {
-	successes, failures := b.more.window.counts(index)
-	_, refused := b.more.overload.throttle.refused.counts(index)
-	requests := float64(successes + failures + refused)
-	p := (requests - s.policy.Throttle*float64(successes)) / (requests + 1)
+	accepts, others := b.more.overload.throttle.calls.counts(index)
+	if accepts+others < s.policy.MinimumRequests {
+		return 0
+	}
+	requests := float64(accepts + others)
+	p := (requests - s.policy.Throttle*float64(accepts)) / (requests + 1)
 	return min(max(p, 0), s.policy.MaxThrottle)
 }
 
@@ -164,7 +168,7 @@ func (b *breaker) refuseOverload(s *shared, refusal *OverloadError, tk ticket) *
 	o.shed.Add(1)
 	o.lastShed.Store(now)
 	if s.policy.Throttle > 0 && !tk.probe {
-		o.throttle.refused.record(s.bucket(now), true)
+		o.throttle.calls.record(s.bucket(now), true)
 	}
 	if !o.shedding.Load() && !tk.probe {
 		b.setShedding(s, now, true)
@@ -172,10 +176,14 @@ func (b *breaker) refuseOverload(s *shared, refusal *OverloadError, tk ticket) *
 	return refusal
 }
 
-// quietDown tells listeners a host stopped shedding once a call ends a
-// full quiet period (shedQuiet) after the last refusal for overload.
-func (b *breaker) quietDown(s *shared, v verdict) {
+// afterCall counts a closed-path call's verdict for the throttle, and tells
+// listeners a host stopped shedding once a call ends a full quiet period
+// (shedQuiet) after the last refusal for overload.
+func (b *breaker) afterCall(s *shared, v verdict) {
 	o := b.more.overload
+	if o.throttle != nil && v.outcome != Ignore {
+		o.throttle.calls.record(s.bucket(v.at), v.outcome == Failure) // Throttle needs Window: v.at was read
+	}
 	if !o.shedding.Load() {
 		return
 	}

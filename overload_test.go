@@ -21,11 +21,12 @@ import (
 	"github.com/httpbreaker/httpbreaker"
 )
 
-// throttlePolicy throttles with K = 1 (p = failures / (requests + 1)), a
-// rate rule that never trips first and a consecutive rule out of the way,
-// so each test sets p by the calls it makes.
+// throttlePolicy throttles with K = 1 (p = failures / (requests + 1)) from
+// the first call, a rate rule that trips only when every call in the window
+// failed, and a consecutive rule out of the way, so each test sets p by the
+// calls it makes (with a success among them).
 var throttlePolicy = httpbreaker.Policy{
-	Window: 10 * time.Second, Throttle: 1, FailureRatio: 1, MinimumRequests: 1000, FailureThreshold: 1000,
+	Window: 10 * time.Second, Throttle: 1, FailureRatio: 1, MinimumRequests: 1, FailureThreshold: 1000,
 }
 
 // scripted is a base transport whose answers a test sets: status 0 is a
@@ -109,12 +110,12 @@ func TestThrottleFadesAsAcceptsReturnAndWithTime(t *testing.T) {
 	clock := newClock()
 	base := newScripted()
 	rt := newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(throttlePolicy))
-	primeThrottle(t, rt, base, 0, 30)
+	primeThrottle(t, rt, base, 1, 30)
 	assert.InDelta(t, 0.9, rt.Status(host).Throttle, 1e-9, "capped at MaxThrottle's default")
 
 	// Accepts bring it down, call by call, with no timeout to wait out.
 	primeThrottle(t, rt, base, 30, 0)
-	assert.InDelta(t, 30/61.0, rt.Status(host).Throttle, 1e-9)
+	assert.InDelta(t, 30/62.0, rt.Status(host).Throttle, 1e-9)
 
 	// The window forgets: a Window later the throttle is off, and even a
 	// draw of 0 passes.
@@ -132,7 +133,7 @@ func TestMaxThrottleCapsTheProbability(t *testing.T) {
 	policy := throttlePolicy
 	policy.MaxThrottle = 0.5
 	rt := newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(policy))
-	primeThrottle(t, rt, base, 0, 50)
+	primeThrottle(t, rt, base, 1, 50)
 	assert.InDelta(t, 0.5, rt.Status(host).Throttle, 1e-9)
 	httpbreaker.SetRandom(rt, func() float64 { return 0.5 })
 	_, err := get(t, rt, host+"/")
@@ -190,18 +191,20 @@ func TestLoneCriticalityGetsTheWholeShare(t *testing.T) {
 	base := newScripted()
 	rt := newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(throttlePolicy))
 	httpbreaker.SetRandom(rt, func() float64 { return 1 })
-	base.status.Store(http.StatusServiceUnavailable)
 	plus := func() *http.Request {
 		req := mustRequest(t, http.MethodGet, host+"/")
 		return req.WithContext(httpbreaker.WithCriticality(req.Context(), httpbreaker.CriticalPlus))
 	}
+	_, err := oneResult(t, rt, plus())
+	require.NoError(t, err)
+	base.status.Store(http.StatusServiceUnavailable)
 	for range 20 {
 		_, err := oneResult(t, rt, plus())
 		require.NoError(t, err)
 	}
 	require.InDelta(t, 0.9, rt.Status(host).Throttle, 1e-9)
 	httpbreaker.SetRandom(rt, func() float64 { return 0.899 })
-	_, err := oneResult(t, rt, plus())
+	_, err = oneResult(t, rt, plus())
 	assert.ErrorIs(t, err, httpbreaker.ErrOverloaded, "critical-plus alone is refused with p")
 	httpbreaker.SetRandom(rt, func() float64 { return 0.901 })
 	_, err = oneResult(t, rt, plus())
@@ -226,13 +229,14 @@ func TestCriticalityFrom(t *testing.T) {
 }
 
 // The breaker's rules still open the circuit under throttling, throttled
-// refusals are not failures, and the throttle starts empty when the
-// circuit closes again.
+// refusals are not failures, and the throttle keeps its window across the
+// open period (a good probe does not end an overload); ClearState empties it.
 func TestThrottleLeavesTheBreakerRulesInPlace(t *testing.T) {
 	clock := newClock()
 	base := newScripted()
 	policy := throttlePolicy
 	policy.FailureThreshold = 5
+	policy.ResetTimeout = 2 * time.Second
 	rt := newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(policy))
 	primeThrottle(t, rt, base, 10, 4)
 	require.True(t, rt.IsClosed(host))
@@ -250,13 +254,19 @@ func TestThrottleLeavesTheBreakerRulesInPlace(t *testing.T) {
 	require.ErrorIs(t, err, httpbreaker.ErrCircuitOpen, "an open circuit refuses as before")
 	assert.Zero(t, rt.Status(host).Throttle, "no throttle while open")
 
-	clock.At(time.Minute + time.Second) // the default ResetTimeout
+	clock.At(3 * time.Second)
 	base.status.Store(http.StatusOK)
 	httpbreaker.SetRandom(rt, func() float64 { return 0 })
 	_, err = get(t, rt, host+"/")
 	require.NoError(t, err, "the probe is never throttled")
 	require.True(t, rt.IsClosed(host))
-	assert.Zero(t, rt.Status(host).Throttle, "closing empties the throttle's window")
+	// 10 accepts; 5 failures and 3 refusals; the probe is not counted.
+	assert.InDelta(t, (18-10)/19.0, rt.Status(host).Throttle, 1e-9, "the throttle resumes where it was")
+	_, err = get(t, rt, host+"/")
+	require.ErrorIs(t, err, httpbreaker.ErrOverloaded)
+
+	rt.ClearState(host)
+	assert.Zero(t, rt.Status(host).Throttle, "ClearState empties the throttle")
 	_, err = get(t, rt, host+"/")
 	require.NoError(t, err)
 }
@@ -286,7 +296,7 @@ func TestOverloadRefusalsGoThroughStaleAndFallback(t *testing.T) {
 			seen = err
 			return response(req, http.StatusOK, "fallback"), nil
 		}))
-	primeThrottle(t, fb, base, 0, 20)
+	primeThrottle(t, fb, base, 1, 20)
 	httpbreaker.SetRandom(fb, func() float64 { return 0 })
 	code, err := get(t, fb, host+"/")
 	require.NoError(t, err)
@@ -483,7 +493,7 @@ func TestSheddingReachesListenersAndLogs(t *testing.T) {
 		httpbreaker.WithOnStateChange(func(host string, from, to httpbreaker.State) {
 			changes = append(changes, from.String()+"->"+to.String())
 		}))
-	primeThrottle(t, rt, base, 0, 20)
+	primeThrottle(t, rt, base, 1, 20)
 	httpbreaker.SetRandom(rt, func() float64 { return 0 })
 	clock.At(time.Second)
 	for range 3 {
@@ -512,7 +522,7 @@ func TestSheddingReachesListenersAndLogs(t *testing.T) {
 		At: t0.Add(11 * time.Second), Shedding: false}, events[1])
 
 	// A state change ends shedding, the stop first.
-	primeThrottle(t, rt, base, 0, 20)
+	primeThrottle(t, rt, base, 1, 20)
 	httpbreaker.SetRandom(rt, func() float64 { return 0 })
 	_, err = get(t, rt, host+"/")
 	require.ErrorIs(t, err, httpbreaker.ErrOverloaded)
@@ -665,4 +675,26 @@ func TestPanicsGiveSlotsBack(t *testing.T) {
 		runtime.Gosched()
 	}
 	assert.Zero(t, judging.Status(host).InFlight)
+}
+
+// A quiet host is not throttled for one failure: the throttle waits, like
+// the rate rule, for MinimumRequests calls in its window. (The book's
+// formula alone gives p = 1/2 after a single failure in an empty window,
+// and its refusals then count as requests.)
+func TestQuietHostIsNotThrottledBelowMinimumRequests(t *testing.T) {
+	clock := newClock()
+	base := newScripted()
+	rt := newTransport(t, base, httpbreaker.WithClock(clock.Now),
+		httpbreaker.WithPolicy(httpbreaker.Policy{Window: time.Minute, Throttle: 1.1}))
+	httpbreaker.SetRandom(rt, func() float64 { return 0 }) // any p > 0 refuses
+	base.status.Store(http.StatusServiceUnavailable)
+	_, err := get(t, rt, host+"/")
+	require.NoError(t, err)
+	base.status.Store(http.StatusOK)
+	for i := range 5 {
+		clock.At(time.Duration(i+1) * 5 * time.Second)
+		_, err := get(t, rt, host+"/")
+		require.NoError(t, err, "call %d: one failure among a handful of calls refuses nothing", i)
+	}
+	assert.Zero(t, rt.Status(host).Throttle)
 }

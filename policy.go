@@ -30,7 +30,9 @@ type Policy struct {
 	// starts empty again each time the circuit closes. 0: off.
 	Window time.Duration
 	// MinimumRequests is how many calls classified Success or Failure the
-	// window must hold before its rate may trip. 0 means 20. Needs Window.
+	// window must hold before its rate may trip (with Throttle, the
+	// requests the throttle's window must hold before it refuses).
+	// 0 means 20. Needs Window.
 	MinimumRequests int
 	// FailureRatio is the share of failures in the window,
 	// failures / (successes + failures), at or above which the circuit
@@ -60,10 +62,13 @@ type Policy struct {
 	//
 	// where requests counts the calls classified Success or Failure and
 	// the calls refused for overload, and accepts the calls classified
-	// Success (Ignore counts in neither). The book suggests 2: the host
+	// Success (Ignore counts in neither), once the window holds
+	// MinimumRequests requests. The book suggests 2: the host
 	// may reject up to half of what is sent before anything is refused
-	// here. Criticality scales p (see [Criticality]); MaxThrottle caps it.
-	// Throttling fades as accepts return, with no timeout to wait out.
+	// here. [Criticality] decides whose calls are refused; MaxThrottle
+	// caps p. Throttling fades as accepts return, with no timeout to wait
+	// out. Its window is its own: it outlives an open period (a good probe
+	// does not end an overload); ClearState empties it.
 	// 0: off; otherwise at least 1, and it needs Window. Since the rate
 	// rule opens the circuit at FailureRatio, throttling begins below it
 	// only if 1 − 1/Throttle < FailureRatio: New refuses a policy where

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -25,6 +26,11 @@ import (
 // runs on a goroutine parked in the fake upstream until the simulation's
 // clock reaches its end; the driver waits for each call to park or return
 // before the next event, so the order of everything is fixed.
+
+// simMinutes is how long scenario (a) runs: 1 minute inside make test, 10
+// for the table make simulate prints (trips are rare events: a longer run
+// averages them).
+var simMinutes = flag.Int("sim.minutes", 1, "minutes of simulated traffic for the half-capacity scenario")
 
 // simUpstream is the fake host: what it answers a call arriving at offset at,
 // and after how long. A status of 0 is a transport error.
@@ -234,20 +240,22 @@ func TestOverloadSimulation(t *testing.T) {
 	}
 	const rate = 200.0 // calls offered per second
 	var half, down, slow []simResult
+	length := time.Duration(*simMinutes) * time.Minute
+	secs := length.Seconds()
 	for _, p := range simPolicies {
-		half = append(half, simulate(t, p.policy, &halfCapacity{rate: 100, burst: 10, tokens: 10}, rate, time.Minute, 0, time.Minute))
+		half = append(half, simulate(t, p.policy, &halfCapacity{rate: 100, burst: 10, tokens: 10}, rate, length, 0, length))
 		down = append(down, simulate(t, p.policy, outage{30 * time.Second, 90 * time.Second}, rate, 2*time.Minute, 30*time.Second, 90*time.Second))
 		slow = append(slow, simulate(t, p.policy, slowdown{10 * time.Second}, rate, time.Minute, 10*time.Second, time.Minute))
 	}
 
 	var table strings.Builder
-	fmt.Fprintf(&table, "%-34s | %-33s | %-28s | %s\n", "", "(a) half capacity, 60s", "(b) outage 30s-90s", "(c) hangs from 10s, 60s")
+	fmt.Fprintf(&table, "%-34s | %-33s | %-28s | %s\n", "", fmt.Sprintf("(a) half capacity, %v", length), "(b) outage 30s-90s", "(c) hangs from 10s, 60s")
 	fmt.Fprintf(&table, "%-34s | %9s %11s %11s | %12s %15s | %12s %12s\n", "policy",
 		"goodput/s", "sent up/s", "rejected/s", "sent in it", "to full traffic", "max parked", "sent in it")
 	for i, p := range simPolicies {
 		a, b, c := half[i], down[i], slow[i]
 		fmt.Fprintf(&table, "%-34s | %9.1f %11.1f %11.1f | %12d %15v | %12d %12d\n", p.name,
-			float64(a.succeeded)/60, float64(a.sent)/60, float64(a.sent-a.succeeded)/60,
+			float64(a.succeeded)/secs, float64(a.sent)/secs, float64(a.sent-a.succeeded)/secs,
 			b.sentBetween, max(0, b.lastRefusal-90*time.Second).Round(time.Millisecond),
 			c.maxParked, c.sentBetween)
 	}
@@ -265,9 +273,8 @@ func TestOverloadSimulation(t *testing.T) {
 		}
 	}
 	best := len(simPolicies) - 2 // K = 1.1
-	assert.Greater(t, half[best].succeeded, 2*max(half[consecutive].succeeded, half[rateRule].succeeded),
+	assert.Greater(t, half[best].succeeded, 3*max(half[consecutive].succeeded, half[rateRule].succeeded),
 		"throttling's goodput under partial overload")
-	assert.Greater(t, float64(half[best].succeeded)/60, 90.0, "near the host's capacity of 100/s")
 	assert.Greater(t, slow[consecutive].maxParked, 1000, "a binary breaker holds a goroutine per call until timeouts trip it")
 }
 
