@@ -84,10 +84,10 @@ func WithCriticality(ctx context.Context, c Criticality) context.Context {
 	if c != Sheddable && c != CriticalPlus {
 		c = Critical
 	}
-	if controlsOf(ctx).criticality == c {
+	cs := controlsOf(ctx)
+	if cs.criticality == c {
 		return ctx
 	}
-	cs := controlsOf(ctx)
 	cs.criticality = c
 	return withControls(ctx, cs)
 }

@@ -108,16 +108,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	tk, refused := b.admit(&t.s)
 	if refused != nil {
-		b.counts.rejected.Add(1)
-		return t.refuse(req, refused)
+		return t.refuse(req, b, refused)
 	}
 	if t.s.overload {
 		if shed := t.shed(req, b, tk); shed != nil {
 			if tk.probe {
 				b.giveBackProbe()
 			}
-			b.counts.rejected.Add(1)
-			return t.refuse(req, shed)
+			return t.refuse(req, b, shed)
 		}
 	}
 	if tk.probe {
@@ -234,8 +232,7 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 		case !ok: // another member holds the fleet's probes
 			b.giveBackProbe()
 			b.giveBackSlot(&t.s)
-			b.counts.rejected.Add(1)
-			return t.refuse(req, b.refusal.Load())
+			return t.refuse(req, b, b.refusal.Load())
 		case err != nil: // the caller gave up while the Store decided
 			b.giveBackProbe()
 			b.giveBackSlot(&t.s)
@@ -260,9 +257,10 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 	return resp, err
 }
 
-// refuse answers a request the breaker will not send: refused is an
-// *OpenError or an *OverloadError.
-func (t *Transport) refuse(req *http.Request, refused error) (*http.Response, error) {
+// refuse answers a request b's circuit will not send, and counts it:
+// refused is an *OpenError or an *OverloadError.
+func (t *Transport) refuse(req *http.Request, b *breaker, refused error) (*http.Response, error) {
+	b.counts.rejected.Add(1)
 	closeBody(req)
 	if t.stale != nil {
 		if stale := t.stale.serve(req, t.s.now()); stale != nil {

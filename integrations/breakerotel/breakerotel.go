@@ -31,6 +31,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -100,23 +101,26 @@ func Register(t *httpbreaker.Transport, mp metric.MeterProvider, opts ...Option)
 	}
 	observe := func(_ context.Context, o metric.Observer) error {
 		for _, st := range t.Snapshot() {
-			host := attribute.String("server.address", st.Host)
-			o.ObserveInt64(state, int64(st.State), metric.WithAttributes(append(c.attrs, host)...))
+			// A fresh slice per host: c.attrs is shared, and its spare
+			// capacity must not be written by two collections at once.
+			hostAttrs := append(slices.Clip(c.attrs), attribute.String("server.address", st.Host))
+			perHost := metric.WithAttributes(hostAttrs...)
+			o.ObserveInt64(state, int64(st.State), perHost)
 			for outcome, n := range map[string]uint64{"success": st.Total.Successes, "failure": st.Total.Failures, "ignore": st.Total.Ignored} {
-				o.ObserveInt64(calls, int64(n), metric.WithAttributes(append(c.attrs, host, attribute.String("httpbreaker.outcome", outcome))...))
+				o.ObserveInt64(calls, int64(n), metric.WithAttributes(append(slices.Clip(hostAttrs), attribute.String("httpbreaker.outcome", outcome))...))
 			}
-			o.ObserveInt64(rejected, int64(st.Total.Rejected), metric.WithAttributes(append(c.attrs, host)...))
-			o.ObserveInt64(shed, int64(st.Total.Shed), metric.WithAttributes(append(c.attrs, host)...))
-			o.ObserveFloat64(throttle, st.Throttle, metric.WithAttributes(append(c.attrs, host)...))
-			o.ObserveInt64(inFlight, int64(st.InFlight), metric.WithAttributes(append(c.attrs, host)...))
+			o.ObserveInt64(rejected, int64(st.Total.Rejected), perHost)
+			o.ObserveInt64(shed, int64(st.Total.Shed), perHost)
+			o.ObserveFloat64(throttle, st.Throttle, perHost)
+			o.ObserveInt64(inFlight, int64(st.InFlight), perHost)
 			isShedding := int64(0)
 			if st.Shedding {
 				isShedding = 1
 			}
-			o.ObserveInt64(shedding, isShedding, metric.WithAttributes(append(c.attrs, host)...))
+			o.ObserveInt64(shedding, isShedding, perHost)
 		}
 		for _, tc := range t.Transitions() {
-			o.ObserveInt64(transitions, int64(tc.Count), metric.WithAttributes(append(c.attrs,
+			o.ObserveInt64(transitions, int64(tc.Count), metric.WithAttributes(append(slices.Clip(c.attrs),
 				attribute.String("httpbreaker.from", tc.From.String()), attribute.String("httpbreaker.to", tc.To.String()))...))
 		}
 		return nil
