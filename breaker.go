@@ -441,16 +441,23 @@ func (b *breaker) transition(s *shared, w word, to State, now, until int64) bool
 	return true
 }
 
-// forget marks the breaker forgotten, unless it is isolated or, picked as a
-// closed host, has opened since. From here on its transitions are silent.
-// Requires the registry's mu held.
-func (b *breaker) forget(wasClosed bool) bool {
+// forget marks the breaker forgotten, unless it is isolated, or, picked as
+// a closed host, has opened since, or (with slots, under MaxConcurrent)
+// calls hold its slots. A call takes a slot, then looks at the flag;
+// forget sets the flag, then looks at the slots: whichever comes second
+// sees the other, so no call holds a slot of a forgotten breaker. From here
+// on its transitions are silent. Requires the registry's mu held.
+func (b *breaker) forget(wasClosed, slots bool) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.isolated || wasClosed && b.load().state() != StateClosed {
 		return false
 	}
 	b.forgotten.Store(true)
+	if slots && b.busy() {
+		b.forgotten.Store(false) // under both locks: no transition saw it
+		return false
+	}
 	return true
 }
 

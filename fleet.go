@@ -106,7 +106,9 @@ func (t *Transport) adopt(ev FleetEvent) {
 		if until <= t.s.clock() {
 			return // over already: a late message must not reopen a circuit that moved on
 		}
-		t.hosts.obtain(ev.Host, &t.s).adoptOpen(&t.s, until) // an open host is worth tracking
+		if b := t.hosts.obtain(ev.Host, &t.s); b != nil { // an open host is worth tracking, if there is room
+			b.adoptOpen(&t.s, until)
+		}
 	}
 }
 

@@ -114,6 +114,62 @@ func TestMaxHostsHoldsUnderConcurrentNewHosts(t *testing.T) {
 	assert.Greater(t, len(rt.Snapshot()), limit/2)
 }
 
+// The bound holds at every instant while hosts trip and eviction races
+// the calls that change its victims' state: every Snapshot, taken
+// concurrently, lists at most the bound of hosts not isolated.
+func TestMaxHostsHoldsWhileVictimsTrip(t *testing.T) {
+	const limit, workers = 8, 16
+	base := newFakeBase(func(h string) int {
+		var n int
+		_, _ = fmt.Sscanf(h, "h%d.test", &n)
+		if n%3 == 0 {
+			return http.StatusInternalServerError // a third of the hosts fail, and open
+		}
+		return http.StatusOK
+	})
+	rt := newTransport(t, base, httpbreaker.WithMaxHosts(limit),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 2}))
+	var over atomic.Int64
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			n := 0
+			for _, st := range rt.Snapshot() {
+				if !st.Isolated {
+					n++
+				}
+			}
+			if n > limit {
+				over.Add(1)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for g := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 400 {
+				host := hostURL(g*10_000 + i/2) // each host twice: the failing ones open
+				_, _ = get(t, rt, host)
+				_, _ = get(t, rt, hostURL(g*10_000+max(0, i/2-1))) // and an older one again
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-watched
+	assert.Zero(t, over.Load(), "snapshots over the bound")
+	assert.LessOrEqual(t, len(rt.Snapshot()), limit)
+}
+
 func TestWithMaxHostsRejectsBadValues(t *testing.T) {
 	for _, n := range []int{0, -1} {
 		_, err := httpbreaker.New(nil, httpbreaker.WithMaxHosts(n))

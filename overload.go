@@ -75,20 +75,33 @@ func (tc *throttleCounts) reset() {
 
 // shed applies the overload rules to a call the circuit admitted, and
 // returns the refusal if one refuses it. Otherwise, when the policy caps
-// calls in flight, the call now holds a slot (see sendHolding).
+// calls in flight, the call now holds a slot (see sendHolding) — unless
+// eviction forgot b as the slot was taken: then moved is set, nothing is
+// held, and the caller starts again with the key's new breaker.
 // Throttling applies to closed circuits only; the cap to probes too.
-func (t *Transport) shed(req *http.Request, b *breaker, tk ticket) *OverloadError {
+func (t *Transport) shed(req *http.Request, b *breaker, tk ticket) (refusal *OverloadError, moved bool) {
 	o := b.more.overload
 	p := &t.s.policy
 	if p.Throttle > 0 && !tk.probe && b.throttles(&t.s, req) {
-		return b.refuseOverload(&t.s, &o.throttled, tk)
+		return b.refuseOverload(&t.s, &o.throttled, tk), false
 	}
-	if p.MaxConcurrent > 0 && o.inFlight.Add(1) > int64(p.MaxConcurrent) {
-		o.inFlight.Add(-1)
-		return b.refuseOverload(&t.s, &o.full, tk)
+	if p.MaxConcurrent > 0 {
+		if o.inFlight.Add(1) > int64(p.MaxConcurrent) {
+			o.inFlight.Add(-1)
+			return b.refuseOverload(&t.s, &o.full, tk), false
+		}
+		if b.forgotten.Load() { // see breaker.forget: one of the two sees the other
+			o.inFlight.Add(-1)
+			return nil, true
+		}
 	}
-	return nil
+	return nil, false
 }
+
+// busy reports whether calls hold concurrency slots of b's. Eviction never
+// forgets a busy host: the key's next call would find a fresh breaker with
+// nothing in flight, and the cap would not hold. Only under MaxConcurrent.
+func (b *breaker) busy() bool { return b.more.overload.inFlight.Load() > 0 }
 
 // giveBackSlot frees the concurrency slot of a call admitted but never
 // sent (a probe the fleet refused).
@@ -235,51 +248,102 @@ func (b *breaker) overloadStatus(s *shared, st *HostStatus) {
 	st.Shedding = st.Total.Shed > 0 && now-o.lastShed.Load() < int64(s.policy.shedQuiet())
 }
 
-// holdingBody returns body holding a concurrency slot until it is closed,
-// read to its end or fails. A body dropped without Close gives the slot
-// back when the garbage collector finalizes it, as an *os.File closes.
-func (o *overload) holdingBody(body io.ReadCloser) io.ReadCloser {
-	held := &holdingBody{ReadCloser: body, o: o}
-	runtime.SetFinalizer(held, (*holdingBody).release)
-	if rw, ok := body.(io.ReadWriteCloser); ok { // a 101 Switching Protocols connection
-		return &holdingReadWriteBody{holdingBody: held, w: rw}
+// hold returns the response the caller gets for a call that holds one of
+// o's slots: a copy of resp whose body gives the slot back when it is
+// closed, read to its end or fails. The copy is what makes an abandoned
+// body collectable: net/http keeps its own *http.Response reachable while
+// the body is unread (an HTTP/2 stream holds it, an HTTP/1 chunked body
+// points back to it), so nothing hung on that response could ever be
+// collected. A caller that drops both the copy and its body lets the
+// collector finalize the slot's token, which gives the slot back and
+// closes the base's body, as an *os.File closes its descriptor.
+//
+// Two allocations per call: the copy (with the body in it) and the token,
+// which must be a separate object because a finalizer never runs on an
+// object that points to itself.
+func (o *overload) hold(resp *http.Response) *http.Response {
+	tk := &slotToken{o: o, body: resp.Body}
+	runtime.SetFinalizer(tk, (*slotToken).abandoned)
+	h := &heldResponse{Response: *resp, base: resp, token: tk}
+	h.Response.Body = h
+	if _, ok := resp.Body.(io.ReadWriteCloser); ok { // a 101 Switching Protocols connection
+		h.Response.Body = heldReadWriter{h}
 	}
-	return held
+	return &h.Response
 }
 
-// holdingBody is a response body that holds its call's slot.
-type holdingBody struct {
-	io.ReadCloser
+// cannotHaveBody reports whether resp, answering req, has no body to
+// wait for, whatever its Body is: net/http answers a HEAD, a 204, a 304
+// or an empty HTTP/2 stream with its own no-body readers, not
+// http.NoBody.
+func cannotHaveBody(req *http.Request, resp *http.Response) bool {
+	switch code := resp.StatusCode; {
+	case resp.Body == http.NoBody, req.Method == http.MethodHead:
+		return true
+	case code == http.StatusNoContent, code == http.StatusNotModified:
+		return true
+	case code >= 100 && code < 200 && code != http.StatusSwitchingProtocols:
+		return true
+	}
+	return resp.ContentLength == 0 && resp.ProtoMajor == 2 // END_STREAM with the headers
+}
+
+// slotToken is one call's slot, given back once: by its body, or by the
+// finalizer when the caller dropped the body unclosed.
+type slotToken struct {
 	o        *overload
+	body     io.ReadCloser // the base's body
 	released atomic.Bool
 }
 
-// release gives the slot back, once.
-func (b *holdingBody) release() {
-	if b.released.CompareAndSwap(false, true) {
-		b.o.inFlight.Add(-1)
+// release gives the slot back and disarms the finalizer, once.
+func (tk *slotToken) release() {
+	if tk.released.CompareAndSwap(false, true) {
+		tk.o.inFlight.Add(-1)
+		runtime.SetFinalizer(tk, nil)
 	}
 }
 
-func (b *holdingBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
+// abandoned runs when the caller dropped a body without closing it: the
+// slot comes back and the base's body is closed, so its connection or
+// stream is freed too. Close may write (an HTTP/2 RST_STREAM) to a peer
+// that no longer reads, so it runs off the finalizer goroutine.
+func (tk *slotToken) abandoned() {
+	if tk.released.CompareAndSwap(false, true) {
+		tk.o.inFlight.Add(-1)
+		go func() { _ = tk.body.Close() }()
+	}
+}
+
+// heldResponse is the caller's copy of a response whose call holds a
+// slot; it is its own body.
+type heldResponse struct {
+	http.Response
+	base  *http.Response // the base's, where net/http puts trailers it did not announce
+	token *slotToken
+}
+
+func (h *heldResponse) Read(p []byte) (int, error) {
+	n, err := h.token.body.Read(p)
 	if err != nil {
-		b.release()
+		if err == io.EOF && h.Response.Trailer == nil {
+			h.Response.Trailer = h.base.Trailer
+		}
+		h.token.release()
 	}
 	return n, err
 }
 
-func (b *holdingBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.release()
+func (h *heldResponse) Close() error {
+	err := h.token.body.Close()
+	h.token.release()
 	return err
 }
 
-// holdingReadWriteBody keeps a switched protocol's body writable, as
-// net/http's callers (httputil.ReverseProxy) expect.
-type holdingReadWriteBody struct {
-	*holdingBody
-	w io.Writer
-}
+// heldReadWriter keeps a switched protocol's body writable, as net/http's
+// callers (httputil.ReverseProxy) expect.
+type heldReadWriter struct{ *heldResponse }
 
-func (b *holdingReadWriteBody) Write(p []byte) (int, error) { return b.w.Write(p) }
+func (h heldReadWriter) Write(p []byte) (int, error) {
+	return h.token.body.(io.Writer).Write(p)
+}

@@ -49,6 +49,12 @@ type registry struct {
 	forgotten int
 	// max bounds evictable; 0 means no bound.
 	max int
+	// slots is set when the policy caps calls in flight: busy hosts are
+	// then never forgotten.
+	slots bool
+	// picked, for tests only, runs between picking victims and forgetting
+	// them: where a racing call changes a victim's state.
+	picked func(victims []*breaker)
 }
 
 // evictionSample is how many hosts eviction looks at for each one it
@@ -82,7 +88,9 @@ func (r *registry) touch(b *breaker) {
 	}
 }
 
-// obtain returns the breaker of key, tracking it, closed, on first use.
+// obtain returns the breaker of key, tracking it, closed, on first use. It
+// returns nil when the bound leaves no room: every host eviction could
+// forget has calls in flight.
 func (r *registry) obtain(key string, s *shared) *breaker {
 	if b := r.peek(key); b != nil {
 		return b
@@ -92,14 +100,34 @@ func (r *registry) obtain(key string, s *shared) *breaker {
 	if b := r.missed(key); b != nil {
 		return b
 	}
-	return r.add(key, s)
+	if !r.makeRoom() {
+		return nil
+	}
+	return r.track(key, s)
 }
 
-// add tracks a new breaker for key, making room first if at capacity.
+// makeRoom forgets hosts until one more fits under max, and reports whether
+// it could. The bound holds at every instant: a victim whose state changed
+// since it was picked is picked again, a few times, rather than added past.
 // Requires r.mu held.
-func (r *registry) add(key string, s *shared) *breaker {
-	for r.max > 0 && r.evictable >= r.max && r.evict() {
+func (r *registry) makeRoom() bool {
+	for attempt := 0; r.max > 0 && r.evictable >= r.max; attempt++ {
+		forgot, candidates := r.evict()
+		if candidates == 0 || forgot == 0 && attempt >= maxEvictionAttempts {
+			return false
+		}
 	}
+	return true
+}
+
+// maxEvictionAttempts bounds how often eviction picks again when every
+// victim it picked changed state first: calls racing it cannot keep a new
+// host waiting long.
+const maxEvictionAttempts = 4
+
+// track adds a new, closed breaker for key, not yet counted against max
+// if it is to be isolated. Requires r.mu held.
+func (r *registry) track(key string, s *shared) *breaker {
 	if r.dirty == nil {
 		r.dirty = make(map[string]*breaker)
 	}
@@ -112,13 +140,14 @@ func (r *registry) add(key string, s *shared) *breaker {
 }
 
 // isolate opens key's circuit until cleared, tracking key if need be, and
-// returns its breaker. The flag is set under r.mu, so eviction can never
-// forget the host between its tracking and its isolation.
+// returns its breaker. Isolated hosts do not count against max, so it never
+// evicts. The flag is set under r.mu, so eviction can never forget the host
+// between its tracking and its isolation.
 func (r *registry) isolate(key string, s *shared) *breaker {
 	r.mu.Lock()
 	b := r.missed(key)
 	if b == nil {
-		b = r.add(key, s)
+		b = r.track(key, s)
 	}
 	if !b.isolate(s) {
 		r.evictable--
@@ -195,16 +224,18 @@ func (r *registry) publish() {
 	r.dirty, r.misses, r.forgotten = nil, 0, 0
 }
 
-// evict forgets a batch of hosts to make room, and reports whether it
-// could forget any. Requires r.mu held.
-func (r *registry) evict() bool {
-	victims, closed := r.victims(max(1, r.max/64))
-	n := 0
+// evict forgets a batch of hosts to make room, and returns how many it
+// forgot and how many it could have picked from. Requires r.mu held.
+func (r *registry) evict() (forgot, candidates int) {
+	victims, candidates, closed := r.victims(max(1, r.max/64))
+	if r.picked != nil {
+		r.picked(victims)
+	}
 	for _, b := range victims {
-		if !b.forget(closed) {
-			continue // its state changed since it was picked
+		if !b.forget(closed, r.slots) {
+			continue // its state changed, or a call took a slot, since it was picked
 		}
-		n++
+		forgot++
 		r.evictable--
 		if r.dirty[b.host] == b {
 			delete(r.dirty, b.host)
@@ -215,15 +246,16 @@ func (r *registry) evict() bool {
 	if r.forgotten > len(r.readMap())/4 {
 		r.publish()
 	}
-	return n > 0
+	return forgot, candidates
 }
 
 // victims picks up to n hosts to forget: the least recently used closed
 // hosts of a sample; if the sample holds no closed host, those of a full
 // scan; if there are none, the least recently used open or half-open
-// hosts. Isolated hosts are never picked. closed tells which pool they
-// came from. Requires r.mu held.
-func (r *registry) victims(n int) (victims []*breaker, closed bool) {
+// hosts. Isolated hosts and hosts with calls holding concurrency slots are
+// never picked. candidates is the size of the pool they came from, closed
+// which pool that was. Requires r.mu held.
+func (r *registry) victims(n int) (victims []*breaker, candidates int, closed bool) {
 	var closedOnes, other []*breaker
 	seen, sample := 0, max(evictionSample, 4*n)
 	scan := func(m map[string]*breaker, full bool) {
@@ -231,7 +263,7 @@ func (r *registry) victims(n int) (victims []*breaker, closed bool) {
 			if !full && seen >= sample {
 				return
 			}
-			if b.forgotten.Load() || b.isolated {
+			if b.forgotten.Load() || b.isolated || r.slots && b.busy() {
 				continue
 			}
 			seen++
@@ -256,7 +288,7 @@ func (r *registry) victims(n int) (victims []*breaker, closed bool) {
 	tick := r.tick.Load()
 	age := func(b *breaker) uint32 { return tick - b.lastUsed.Load() } // wraps safely
 	slices.SortFunc(pool, func(a, b *breaker) int { return cmp.Compare(age(b), age(a)) })
-	return pool[:min(n, len(pool))], closed
+	return pool[:min(n, len(pool))], len(pool), closed
 }
 
 // requestKey is the default breaker key of a request URL: its host,

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -101,4 +102,49 @@ func TestNormalizeHost(t *testing.T) {
 	assert.Equal(t, "[::1]", withoutDefaultPort("[::1]:80"))
 	assert.Equal(t, "", withoutDefaultPort("a.test:8080"))
 	assert.Equal(t, "", withoutDefaultPort("a.test"))
+}
+
+// The bound holds when a call trips the host eviction picked before it is
+// forgotten: eviction picks again instead of adding past the bound.
+func TestBoundHoldsWhenTheVictimTripsFirst(t *testing.T) {
+	s := &shared{policy: Policy{}.withDefaults(), now: time.Now, epoch: time.Now()}
+	r := registry{max: 2}
+	a := r.obtain("a.test", s)
+	b := r.obtain("b.test", s)
+	require.NotNil(t, a)
+	require.NotNil(t, b)
+	r.touch(b)
+	tripped := 0
+	r.picked = func(victims []*breaker) {
+		for _, v := range victims {
+			if v.load().state() == StateClosed && tripped == 0 {
+				tripped++
+				v.trip(s, v.load().gen(), verdict{outcome: Failure}, true) // a racing call opens it
+			}
+		}
+	}
+	c := r.obtain("c.test", s)
+	require.NotNil(t, c)
+	assert.Equal(t, 1, tripped)
+	assert.LessOrEqual(t, r.evictable, r.max)
+	assert.Len(t, r.all(), 2, "one of a and b forgotten, c tracked")
+}
+
+// With every evictable host busy (calls hold concurrency slots), a new key
+// finds no room: obtain says so rather than forget a busy host or pass the
+// bound.
+func TestNoRoomWhenEveryHostIsBusy(t *testing.T) {
+	s := &shared{policy: Policy{MaxConcurrent: 1}.withDefaults(), now: time.Now, epoch: time.Now(), overload: true}
+	r := registry{max: 2, slots: true}
+	for _, key := range []string{"a.test", "b.test"} {
+		b := r.obtain(key, s)
+		require.NotNil(t, b)
+		b.more.overload.inFlight.Add(1)
+	}
+	assert.Nil(t, r.obtain("c.test", s))
+	assert.Len(t, r.all(), 2)
+	r.lookup("a.test").more.overload.inFlight.Add(-1)
+	assert.NotNil(t, r.obtain("c.test", s), "a is idle again: it makes room")
+	assert.Nil(t, r.lookup("a.test"))
+	assert.NotNil(t, r.lookup("b.test"), "b, busy, is kept")
 }

@@ -81,6 +81,7 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 		t.stale = newStaleCache(c.staleBytes, c.callerHeaders)
 	}
 	t.hosts.max = c.maxHosts
+	t.hosts.slots = policy.MaxConcurrent > 0
 	if c.store != nil {
 		t.fleet = &fleet{store: c.store}
 		t.fleet.unsubscribe = c.store.Subscribe(t.adopt) // adopts the openings in force first
@@ -98,27 +99,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req == nil {
 		return nil, errNilRequest
 	}
-	b, err := t.breakerFor(req)
+	b, tk, refused, err := t.admit(req)
 	switch {
 	case err != nil:
 		closeBody(req)
 		return nil, err
-	case b == nil: // WithoutBreaker
-		return t.send(req, nil)
-	}
-	tk, refused := b.admit(&t.s)
-	if refused != nil {
+	case refused != nil:
 		return t.refuse(req, b, refused)
-	}
-	if t.s.overload {
-		if shed := t.shed(req, b, tk); shed != nil {
-			if tk.probe {
-				b.giveBackProbe()
-			}
-			return t.refuse(req, b, shed)
-		}
-	}
-	if tk.probe {
+	case b == nil: // WithoutBreaker, or no room under WithMaxHosts
+		return t.send(req, nil)
+	case tk.probe:
 		return t.probe(req, b, tk)
 	}
 	hadFailures := t.fleet != nil && b.load().failures() > 0
@@ -141,8 +131,43 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
+// admit finds req's circuit and asks it, then the overload rules, to let
+// req through: it returns the breaker and the call's ticket, or the
+// refusal (an *OpenError or an *OverloadError), or why req cannot be sent,
+// or no breaker for a request sent without one. A breaker forgotten by
+// eviction just as the call took one of its concurrency slots is left for
+// the key's new one, so the cap counts every call in flight.
+func (t *Transport) admit(req *http.Request) (b *breaker, tk ticket, refused, err error) {
+	for {
+		b, err = t.breakerFor(req)
+		if err != nil || b == nil {
+			return nil, ticket{}, nil, err
+		}
+		tk, open := b.admit(&t.s)
+		if open != nil {
+			return b, tk, open, nil
+		}
+		if !t.s.overload {
+			return b, tk, nil, nil
+		}
+		shed, moved := t.shed(req, b, tk)
+		if shed != nil || moved {
+			if tk.probe {
+				b.giveBackProbe()
+			}
+		}
+		if shed != nil {
+			return b, tk, shed, nil
+		}
+		if !moved {
+			return b, tk, nil, nil
+		}
+	}
+}
+
 // breakerFor returns the breaker of req's key, or why req cannot be sent,
-// or neither for a request whose context says WithoutBreaker.
+// or neither for a request whose context says WithoutBreaker or whose new
+// key finds no room under WithMaxHosts.
 func (t *Transport) breakerFor(req *http.Request) (*breaker, error) {
 	switch {
 	case t.base == nil:
@@ -177,7 +202,9 @@ func (t *Transport) breakerFor(req *http.Request) (*breaker, error) {
 		return nil, errEmptyHost
 	}
 	b := t.hosts.obtain(key, &t.s)
-	t.hosts.touch(b)
+	if b != nil {
+		t.hosts.touch(b)
+	}
 	return b, nil
 }
 
@@ -204,9 +231,10 @@ func (t *Transport) send(req *http.Request, b *breaker) (*http.Response, error) 
 
 // sendHolding is send for a call holding one of o's slots: the slot is
 // given back when the base returns an error or panics, at once for a
-// response without a body, and otherwise when the body is closed or read to
-// its end (see holdingBody). A response the Transport swallows (a 5xx
-// replaced by a stale one) is closed, which frees it too.
+// response that cannot have a body, and otherwise when the body is closed,
+// read to its end or fails, or is dropped and collected (see hold). A
+// response the Transport swallows (a 5xx replaced by a stale one) is
+// closed, which frees it too.
 func (t *Transport) sendHolding(req *http.Request, o *overload) (*http.Response, error) {
 	handed := false
 	defer func() {
@@ -215,11 +243,11 @@ func (t *Transport) sendHolding(req *http.Request, o *overload) (*http.Response,
 		}
 	}()
 	resp, err := t.send(req, nil)
-	if err == nil && resp.Body != http.NoBody {
-		resp.Body = o.holdingBody(resp.Body)
-		handed = true
+	if err != nil || cannotHaveBody(req, resp) {
+		return resp, err
 	}
-	return resp, err
+	handed = true
+	return o.hold(resp), nil
 }
 
 // probe sends a half-open probe. If the base transport or the classifier
