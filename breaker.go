@@ -404,7 +404,7 @@ func (b *breaker) transition(s *shared, w word, to State, now, until int64) bool
 		if until == 0 {
 			until = later(now, s.policy.openTimeout(int(b.reopens)))
 		}
-		refusal := &OpenError{Host: b.host, State: StateOpen, openedAt: s.instant(now)}
+		refusal := &OpenError{Host: b.host, State: StateOpen, Isolated: b.isolated, openedAt: s.instant(now)}
 		if !b.isolated {
 			refusal.RetryAt = s.instant(until)
 		}

@@ -41,6 +41,46 @@ func TestWithKeyChoosesTheCircuit(t *testing.T) {
 
 // WithoutBreaker: never refused, never counted, never cached; the method
 // table still applies.
+// Keys that look like routes, set by WithKey, are inspected and steered by
+// exactly the key: State, Status, Tracked, Isolate and ClearState do not
+// cut them at / ? # @ or :.
+func TestRouteKeysAreSteeredExactly(t *testing.T) {
+	for _, key := range []string{"orders-api/v2/checkout", "search?q=x", "docs#top", "ops@billing", "billing:eu", "Orders/V2"} {
+		t.Run(key, func(t *testing.T) {
+			up := newFakeBase(func(string) int { return http.StatusInternalServerError })
+			rt := newTransport(t, up, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}))
+			keyed := func() error {
+				req := mustRequest(t, http.MethodGet, host).WithContext(httpbreaker.WithKey(context.Background(), key))
+				resp, err := rt.RoundTrip(req)
+				if err == nil {
+					resp.Body.Close()
+				}
+				return err
+			}
+			require.NoError(t, keyed()) // a 500: the key's circuit opens
+			assert.True(t, rt.IsOpen(key))
+			assert.True(t, rt.Tracked(key))
+			assert.Equal(t, key, rt.Status(key).Host)
+			assert.Equal(t, uint64(1), rt.Status(key).Total.Failures)
+			assert.Len(t, rt.Snapshot(), 1, "no other circuit made by looking")
+
+			rt.ClearState(key)
+			assert.True(t, rt.IsClosed(key), "ClearState reached the key's circuit")
+			up.code = func(string) int { return http.StatusOK }
+			require.NoError(t, keyed())
+
+			rt.Isolate(key)
+			assert.True(t, rt.Status(key).Isolated)
+			var oe *httpbreaker.OpenError
+			require.ErrorAs(t, keyed(), &oe, "the key's own circuit refuses")
+			assert.Equal(t, key, oe.Host)
+			assert.Len(t, rt.Snapshot(), 1, "Isolate made no circuit of its own")
+			rt.ClearState(key)
+			require.NoError(t, keyed())
+		})
+	}
+}
+
 func TestWithoutBreakerBypassesTheCircuit(t *testing.T) {
 	up := newUpstream()
 	rt := newTransport(t, up, httpbreaker.WithStaleIfError(1<<20), httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}))

@@ -37,8 +37,12 @@ type OpenError struct {
 	State State
 	// RetryAt is the earliest time a probe may be admitted. While half-open
 	// it is the instant the circuit turned half-open: a slot may free at any
-	// moment. It is zero for a host isolated with Transport.Isolate.
+	// moment. It is zero while Isolated: no time is promised, so check
+	// Isolated before computing time.Until(RetryAt).
 	RetryAt time.Time
+	// Isolated is set for a host isolated with Transport.Isolate (here or,
+	// with a Store, by another member): it stays open until ClearState.
+	Isolated bool
 
 	openedAt time.Time // when the episode began, for HostStatus
 }
@@ -49,7 +53,7 @@ func (e *OpenError) Error() string {
 	if e.State == StateHalfOpen {
 		return msg + ", probes busy"
 	}
-	if e.RetryAt.IsZero() {
+	if e.Isolated || e.RetryAt.IsZero() {
 		return msg + ", isolated"
 	}
 	return msg + ", retry at " + e.RetryAt.Format(time.RFC3339Nano)

@@ -103,6 +103,67 @@ func ExampleWithFallback() {
 	// 200 OK (stale): "soup, bread"
 }
 
+// A fallback learns why a call was refused from its error: an open
+// circuit (Isolated set while an operator isolates the host) is an
+// *OpenError, a closed circuit shedding load an *OverloadError.
+func ExampleFallback() {
+	why := func(req *http.Request, err error) (*http.Response, error) {
+		var open *httpbreaker.OpenError
+		switch {
+		case errors.As(err, &open) && open.Isolated:
+			return nil, fmt.Errorf("isolated until cleared (%w)", err)
+		case errors.As(err, &open):
+			return nil, fmt.Errorf("down, a probe at %s (%w)", open.RetryAt.Format(time.TimeOnly), err)
+		case errors.Is(err, httpbreaker.ErrOverloaded):
+			return nil, fmt.Errorf("busy, try again now or elsewhere (%w)", err)
+		}
+		return nil, err
+	}
+	var failing atomic.Bool
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if failing.Load() {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer upstream.Close()
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	rt, err := httpbreaker.New(nil, httpbreaker.WithFallback(why),
+		httpbreaker.WithClock(func() time.Time { return at }),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1, ResetTimeout: time.Minute, MaxConcurrent: 1}))
+	if err != nil {
+		panic(err)
+	}
+	client := &http.Client{Transport: rt}
+	defer client.CloseIdleConnections()
+	call := func() {
+		resp, err := client.Get(upstream.URL)
+		if err != nil {
+			fmt.Println(strings.SplitN(errors.Unwrap(err).Error(), " (", 2)[0]) // the fallback's words
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		fmt.Println(resp.Status)
+	}
+
+	held, _ := client.Get(upstream.URL) // its body holds the only slot
+	call()
+	held.Body.Close()
+	rt.Isolate(upstream.URL)
+	call()
+	rt.ClearState(upstream.URL)
+	failing.Store(true)
+	call() // fails, and opens the circuit
+	call()
+	// Output:
+	// busy, try again now or elsewhere
+	// isolated until cleared
+	// 502 Bad Gateway
+	// down, a probe at 09:01:00
+}
+
 // Real APIs answer 204 and 304 too; SuccessStatus lists what succeeds.
 func ExampleSuccessStatus() {
 	classify := httpbreaker.SuccessStatus(200, 204, 304)

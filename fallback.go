@@ -342,9 +342,13 @@ func (b *capturingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Fallback answers a request the breaker refused, in place of err (an
-// [*OpenError]). It may return a response — a cached copy, a default — or an
-// error, its own or err. It runs after the request body was closed.
+// Fallback answers a request the breaker refused, in place of err: an
+// [*OpenError] when the host's circuit is open (its Isolated field set for
+// an isolated host), or an [*OverloadError] when the circuit is closed but
+// throttling or the concurrency cap refused the call. Tell them apart with
+// [errors.Is] (ErrCircuitOpen, ErrOverloaded) or [errors.As]. It may return
+// a response — a cached copy, a default — or an error, its own or err. It
+// runs after the request body was closed.
 //
 // Returning (nil, nil) is taken as returning err; returning both a response
 // and an error is taken as the error, and the response body is closed.

@@ -103,10 +103,14 @@ func (t *Transport) Snapshot() []HostStatus {
 	return list
 }
 
-// State returns the state of host's circuit. host may be a host, a host:port
-// or an absolute URL, normalised like a request's host (a bare host:port
-// with port 80 or 443 also finds the breaker of the host without it). A host
-// never seen is closed; looking does not track it.
+// State returns the state of host's circuit. host may be a tracked key,
+// given exactly (as WithKey or WithKeyFunc set it, "orders-api/v2" say);
+// otherwise a host, a host:port or an absolute URL, normalised like a
+// request's host (a bare host:port with port 80 or 443 also finds the
+// breaker of the host without it). So a key not yet tracked is read as a
+// host: Isolate("orders-api/v2") before any request with that key
+// isolates "orders-api". A host never seen is closed; looking does not
+// track it. Status, Tracked, Isolate and ClearState read host the same way.
 func (t *Transport) State(host string) State {
 	if b := t.find(host); b != nil {
 		return b.current(&t.s)
@@ -140,13 +144,21 @@ func (t *Transport) ClearState(host string) {
 	}
 }
 
-// find returns the breaker a host argument names, or nil. An absolute URL
-// names exactly the circuit a request to it would use; a bare host:80 or
-// host:443 names the circuit of the host without the port when only that
-// one is tracked, since it more likely means https://host or http://host.
-// With a key func, keys are taken as they are.
+// find returns the breaker a host argument names, or nil. A tracked key
+// given exactly is that key, whatever it looks like ("orders-api/v2",
+// "billing:eu"): keys set by WithKey or WithKeyFunc are found as given.
+// Otherwise an absolute URL names exactly the circuit a request to it would
+// use; a bare host:80 or host:443 names the circuit of the host without the
+// port when only that one is tracked, since it more likely means
+// https://host or http://host. With a key func, keys are taken as they are.
 func (t *Transport) find(host string) *breaker {
+	if b := t.hosts.lookup(host); b != nil {
+		return b
+	}
 	key, alt := t.hostKeys(host)
+	if key == host {
+		return nil // looked up already
+	}
 	if b := t.hosts.lookup(key); b != nil || alt == "" {
 		return b
 	}

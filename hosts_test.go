@@ -199,6 +199,7 @@ func TestIsolate(t *testing.T) {
 		_, err := get(t, rt, host)
 		var open *httpbreaker.OpenError
 		require.ErrorAs(t, err, &open, "at %v", at)
+		assert.True(t, open.Isolated, "the refusal says it is an isolation")
 		assert.True(t, open.RetryAt.IsZero())
 		assert.Contains(t, err.Error(), "isolated")
 		assert.Equal(t, httpbreaker.StateOpen, rt.State(host), "no probe is ever admitted")
@@ -216,6 +217,16 @@ func TestIsolate(t *testing.T) {
 	assert.Equal(t, 200, code)
 	assert.False(t, rt.Status(host).Isolated)
 	assert.Equal(t, []string{"api.test: closed -> open", "api.test: open -> closed"}, log.get())
+
+	base.code = func(string) int { return http.StatusInternalServerError }
+	for range 5 {
+		_, _ = get(t, rt, host)
+	}
+	_, err = get(t, rt, host)
+	var open *httpbreaker.OpenError
+	require.ErrorAs(t, err, &open)
+	assert.False(t, open.Isolated, "an opening by failures is not an isolation")
+	assert.Equal(t, clock.Now().Add(time.Second), open.RetryAt)
 }
 
 func TestStatusAndCounts(t *testing.T) {

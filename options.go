@@ -79,9 +79,11 @@ func WithKeyFunc(key func(*http.Request) string) Option {
 	}
 }
 
-// WithFallback sets what answers a refused request instead of the
-// [*OpenError]: for instance the last good response. It runs after the
-// request body was closed; req.GetBody, when set, gives a fresh copy.
+// WithFallback sets what answers a refused request instead of the error —
+// an [*OpenError] for an open circuit, an [*OverloadError] for a refusal
+// under overload (see [Fallback]): for instance the last good response. It
+// runs after the request body was closed; req.GetBody, when set, gives a
+// fresh copy.
 func WithFallback(f Fallback) Option {
 	return func(c *config) error {
 		if f == nil {

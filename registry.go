@@ -1,9 +1,8 @@
 package httpbreaker
 
 import (
-	"cmp"
+	"maps"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,17 +14,20 @@ import (
 // fast as sync.Map's interface-keyed trie.
 //
 // New keys go to a small dirty map under mu. Once lookups have missed the
-// read map a quarter as many times as it holds keys, read and dirty are
-// merged into a new read map: the copy costs at most four inserts per miss,
-// amortised, and memory stays near one map's worth.
+// read map half as many times as it holds keys, read and dirty are merged
+// into a new read map: a clone of read (its table copied as is, no
+// rehashing), minus the forgotten, plus dirty — about two entries copied
+// per miss, amortised, and memory within twice one map's worth.
 //
 // At capacity, a new key makes room by forgetting a batch of max/64 hosts
-// (at least one), the least recently used among a sample: closed hosts
-// first, open and half-open ones only when no closed one is left. A
-// forgotten breaker is marked, never deleted from a published map: it stays
-// there, skipped by every lookup, until the next merge, which comes once
-// forgotten breakers make a quarter of the read map. So admitting a new host
-// at the bound costs O(1) amortised, whatever max is.
+// (at least one): the older half of a random sample twice that size
+// (found by a quickselect on ages read once), closed hosts first, open and
+// half-open ones only when no closed one is left, and never a host whose
+// calls hold concurrency slots. A forgotten breaker is marked, never
+// deleted from a published map: it stays there, skipped by every lookup,
+// until the next merge, which comes at the latest once forgotten breakers
+// make half the read map. So admitting a new host at the bound costs O(1)
+// amortised, whatever max is (BenchmarkNewHostAtTheBound).
 //
 // Isolated hosts are never forgotten and do not count against max; their
 // flag changes under mu, which eviction decides under.
@@ -45,8 +47,8 @@ type registry struct {
 	// evictable counts the tracked breakers that are not isolated: the ones
 	// max bounds. Requires mu.
 	evictable int
-	// forgotten counts the forgotten breakers still in read; requires mu.
-	forgotten int
+	// forgotten lists the forgotten breakers still in read; requires mu.
+	forgotten []*breaker
 	// max bounds evictable; 0 means no bound.
 	max int
 	// slots is set when the policy caps calls in flight: busy hosts are
@@ -201,27 +203,26 @@ func (r *registry) missed(key string) *breaker {
 	}
 	b := r.dirty[key]
 	r.misses++
-	if len(r.dirty) > 0 && r.misses > len(read)/4 {
+	if len(r.dirty) > 0 && r.misses > len(read)/2 {
 		r.publish()
 	}
 	return b
 }
 
 // publish merges dirty into a new read map, leaving out forgotten
-// breakers. Requires r.mu held.
+// breakers. Cloning read copies its table as it is, with no rehashing and
+// without touching a breaker. Requires r.mu held.
 func (r *registry) publish() {
-	read := r.readMap()
-	merged := make(map[string]*breaker, len(read)+len(r.dirty)-r.forgotten)
-	for k, b := range read {
-		if !b.forgotten.Load() {
-			merged[k] = b
-		}
+	merged := maps.Clone(r.readMap())
+	if merged == nil {
+		merged = make(map[string]*breaker, len(r.dirty))
 	}
-	for k, b := range r.dirty {
-		merged[k] = b
+	for _, b := range r.forgotten {
+		delete(merged, b.host)
 	}
+	maps.Copy(merged, r.dirty)
 	r.read.Store(&merged)
-	r.dirty, r.misses, r.forgotten = nil, 0, 0
+	r.dirty, r.misses, r.forgotten = nil, 0, r.forgotten[:0]
 }
 
 // evict forgets a batch of hosts to make room, and returns how many it
@@ -240,10 +241,10 @@ func (r *registry) evict() (forgot, candidates int) {
 		if r.dirty[b.host] == b {
 			delete(r.dirty, b.host)
 		} else {
-			r.forgotten++
+			r.forgotten = append(r.forgotten, b)
 		}
 	}
-	if r.forgotten > len(r.readMap())/4 {
+	if len(r.forgotten) > len(r.readMap())/2 {
 		r.publish()
 	}
 	return forgot, candidates
@@ -256,8 +257,9 @@ func (r *registry) evict() (forgot, candidates int) {
 // never picked. candidates is the size of the pool they came from, closed
 // which pool that was. Requires r.mu held.
 func (r *registry) victims(n int) (victims []*breaker, candidates int, closed bool) {
-	var closedOnes, other []*breaker
-	seen, sample := 0, max(evictionSample, 4*n)
+	var closedOnes, other []aged
+	seen, sample := 0, max(evictionSample, 2*n)
+	tick := r.tick.Load()
 	scan := func(m map[string]*breaker, full bool) {
 		for _, b := range m { // map order is random: a fair sample
 			if !full && seen >= sample {
@@ -267,10 +269,11 @@ func (r *registry) victims(n int) (victims []*breaker, candidates int, closed bo
 				continue
 			}
 			seen++
+			a := aged{b: b, age: tick - b.lastUsed.Load()} // wraps safely
 			if b.load().state() == StateClosed {
-				closedOnes = append(closedOnes, b)
+				closedOnes = append(closedOnes, a)
 			} else {
-				other = append(other, b)
+				other = append(other, a)
 			}
 		}
 	}
@@ -285,10 +288,49 @@ func (r *registry) victims(n int) (victims []*breaker, candidates int, closed bo
 	if len(pool) == 0 {
 		pool, closed = other, false
 	}
-	tick := r.tick.Load()
-	age := func(b *breaker) uint32 { return tick - b.lastUsed.Load() } // wraps safely
-	slices.SortFunc(pool, func(a, b *breaker) int { return cmp.Compare(age(b), age(a)) })
-	return pool[:min(n, len(pool))], len(pool), closed
+	oldest(pool, n)
+	victims = make([]*breaker, min(n, len(pool)))
+	for i := range victims {
+		victims[i] = pool[i].b
+	}
+	return victims, len(pool), closed
+}
+
+// aged is a breaker with its age in ticks, read once: sorting on it
+// touches no breaker.
+type aged struct {
+	b   *breaker
+	age uint32
+}
+
+// oldest moves the n oldest of pool to its front, in no particular order:
+// a quickselect, linear on average, where a full sort was n log n.
+func oldest(pool []aged, n int) {
+	lo, hi := 0, len(pool)-1
+	for lo < hi && n > lo && n <= hi {
+		pivot := pool[lo+(hi-lo)/2].age
+		i, j := lo, hi
+		for i <= j { // Hoare: older ones to the left
+			for pool[i].age > pivot {
+				i++
+			}
+			for pool[j].age < pivot {
+				j--
+			}
+			if i <= j {
+				pool[i], pool[j] = pool[j], pool[i]
+				i++
+				j--
+			}
+		}
+		if n <= j {
+			hi = j
+		} else if n >= i {
+			lo = i
+		} else {
+			return
+		}
+	}
 }
 
 // requestKey is the default breaker key of a request URL: its host,

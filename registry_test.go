@@ -2,7 +2,9 @@ package httpbreaker
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -147,4 +149,32 @@ func TestNoRoomWhenEveryHostIsBusy(t *testing.T) {
 	assert.NotNil(t, r.obtain("c.test", s), "a is idle again: it makes room")
 	assert.Nil(t, r.lookup("a.test"))
 	assert.NotNil(t, r.lookup("b.test"), "b, busy, is kept")
+}
+
+// oldest puts the n oldest first, whatever the ages and their repeats.
+func TestOldestSelectsTheOldest(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 500 {
+		size := rng.IntN(40)
+		pool := make([]aged, size)
+		for i := range pool {
+			pool[i].age = uint32(rng.IntN(1 + round%12)) // many repeats in some rounds
+		}
+		n := rng.IntN(size + 2)
+		ages := make([]uint32, size)
+		for i := range pool {
+			ages[i] = pool[i].age
+		}
+		slices.Sort(ages)
+		slices.Reverse(ages)
+		oldest(pool, n)
+		k := min(n, size)
+		got := make([]uint32, k)
+		for i := range got {
+			got[i] = pool[i].age
+		}
+		slices.Sort(got)
+		slices.Reverse(got)
+		require.Equal(t, ages[:k], got, "round %d: size %d, n %d", round, size, n)
+	}
 }

@@ -69,7 +69,7 @@ func TestStatusPageInABrowser(t *testing.T) {
 			}
 		}
 	}
-	page, err := statuspage.New(rt, statuspage.WithControls(), statuspage.WithRefresh(0))
+	page, err := statuspage.New(rt, statuspage.WithControls(func(*http.Request) bool { return true }), statuspage.WithRefresh(0))
 	require.NoError(t, err)
 	srv := httptest.NewServer(page)
 	defer srv.Close()

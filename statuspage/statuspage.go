@@ -2,12 +2,26 @@
 // httpbreaker.Transport's hosts: their states in colour, consecutive
 // failures, totals and time until retry, refreshing itself, and the same
 // data as JSON for Accept: application/json. Controls to isolate and clear
-// a host appear only with [WithControls], work only by POST, and refuse
-// cross-site requests.
+// a host appear only with [WithControls], whose authorize function the
+// program must supply; they work only by POST, only for requests it
+// authorizes, and refuse cross-site requests.
 //
-//	page, err := statuspage.New(rt, statuspage.WithControls())
+//	page, err := statuspage.New(rt, statuspage.WithControls(isAdmin))
 //	if err != nil { ... }
 //	mux.Handle("/debug/breakers/", http.StripPrefix("/debug/breakers", page))
+//
+// # Threat model
+//
+// Isolating or clearing a host changes what every request of the program
+// does — and, with a Store, of the whole fleet — so the controls need two
+// decisions. Who may reach the page at all is the program's: mount it on
+// an internal listener or behind its authentication. Who may act is
+// authorize's: it sees each POST (and each page view, to show the buttons
+// or not) and answers whether that request may change a circuit; a POST it
+// refuses gets 403. Cross-site request forgery is refused besides: a
+// browser's request marked cross-site, or with another Origin, gets 403
+// whatever authorize says, so an authorize that trusts a cookie is safe
+// from other sites' forms.
 package statuspage
 
 import (
@@ -27,10 +41,22 @@ import (
 type Option func(*page) error
 
 // WithControls shows buttons to isolate and clear each host and accepts
-// them by POST, for hosts the Transport tracks only (404 otherwise), so
-// that a form cannot fill it with isolations. Put the page behind your own
-// authentication first: anyone who reaches it can then cut off a host.
-func WithControls() Option { return func(p *page) error { p.controls = true; return nil } }
+// them by POST from requests authorize approves (403 otherwise), for hosts
+// the Transport tracks only (404 otherwise), so that a form cannot fill it
+// with isolations. authorize decides who may change a circuit — for every
+// request of the program, or with a Store of the fleet: check the caller's
+// credentials there (see the package's threat model). It must not be nil;
+// a program that means anyone who reaches the page says so with a function
+// returning true.
+func WithControls(authorize func(*http.Request) bool) Option {
+	return func(p *page) error {
+		if authorize == nil {
+			return errors.New("statuspage: WithControls(nil): pass the function that decides who may isolate and clear hosts")
+		}
+		p.authorize = authorize
+		return nil
+	}
+}
 
 // WithRefresh sets how often the page reloads itself: 5s by default, 0 to
 // never, else at least a second (the page refreshes in whole seconds).
@@ -90,10 +116,10 @@ func Handler(t *httpbreaker.Transport, opts ...Option) http.Handler {
 }
 
 type page struct {
-	t        *httpbreaker.Transport
-	controls bool
-	refresh  time.Duration
-	now      func() time.Time
+	t         *httpbreaker.Transport
+	authorize func(*http.Request) bool // nil: no controls
+	refresh   time.Duration
+	now       func() time.Time
 }
 
 // host is one row, as the page and the JSON show it.
@@ -136,7 +162,7 @@ func (p *page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet, http.MethodHead:
 		p.show(w, r)
 	case http.MethodPost:
-		if !p.controls {
+		if p.authorize == nil {
 			http.Error(w, "statuspage: controls are off", http.StatusMethodNotAllowed)
 			return
 		}
@@ -158,14 +184,18 @@ func (p *page) show(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
 	w.Header().Set("X-Frame-Options", "DENY")
 	_ = pageTemplate.Execute(w, map[string]any{
-		"Hosts": p.hosts(), "Controls": p.controls, "Refresh": int(p.refresh.Seconds()),
+		"Hosts": p.hosts(), "Controls": p.authorize != nil && p.authorize(r), "Refresh": int(p.refresh.Seconds()),
 	})
 }
 
-// act isolates or clears a host, for a same-origin POST only.
+// act isolates or clears a host, for an authorized, same-origin POST only.
 func (p *page) act(w http.ResponseWriter, r *http.Request) {
 	if !sameOrigin(r) {
 		http.Error(w, "statuspage: cross-site request refused", http.StatusForbidden)
+		return
+	}
+	if !p.authorize(r) {
+		http.Error(w, "statuspage: not authorized to change circuits", http.StatusForbidden)
 		return
 	}
 	target := r.PostFormValue("host")
@@ -196,7 +226,8 @@ func (p *page) act(w http.ResponseWriter, r *http.Request) {
 // sameOrigin accepts a request that browsers mark as same-origin (or as
 // typed by the user), and one whose Origin is this host; it refuses any
 // other that carries either header. A request with neither comes from no
-// browser (curl, say) and cannot be a cross-site forgery.
+// browser (curl, say) and cannot be a cross-site forgery: whether it may
+// act is authorize's decision alone.
 func sameOrigin(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
 	case "", "same-origin", "none":

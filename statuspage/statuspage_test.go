@@ -3,6 +3,7 @@ package statuspage_test
 import (
 	"encoding/json"
 	"fmt"
+	"html/template"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +22,10 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// anyone authorizes every request: for tests of what the page does once
+// authorized.
+func anyone(*http.Request) bool { return true }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
@@ -139,8 +144,11 @@ func TestControls(t *testing.T) {
 	assert.Equal(t, http.StatusMethodNotAllowed, post(off, isolate).Code, "controls are off by default")
 	assert.True(t, rt.IsClosed("up.test"))
 
-	on := mustNew(t, rt, statuspage.WithControls())
+	on := mustNew(t, rt, statuspage.WithControls(anyone))
 	assert.Contains(t, get(t, on, "").Body.String(), `<button class="isolate"`)
+
+	_, err := statuspage.New(rt, statuspage.WithControls(nil))
+	assert.ErrorContains(t, err, "WithControls(nil)", "controls need an explicit decision")
 	for _, cross := range [][]string{
 		{"Sec-Fetch-Site", "cross-site"},
 		{"Sec-Fetch-Site", "same-site"},
@@ -174,6 +182,56 @@ func TestControls(t *testing.T) {
 	assert.Equal(t, http.StatusMethodNotAllowed, rec.Code)
 }
 
+// The controls act only for requests authorize approves: a POST with no
+// browser headers (curl, a script on the network) is no exception, and a
+// page view it does not approve shows no buttons.
+func TestControlsNeedAuthorization(t *testing.T) {
+	rt, _ := fixture(t)
+	isolate := url.Values{"host": {"up.test"}, "action": {"isolate"}}
+	admin := func(r *http.Request) bool { return r.Header.Get("Authorization") == "Bearer ops" }
+	page := mustNew(t, rt, statuspage.WithControls(admin))
+
+	assert.Equal(t, http.StatusForbidden, post(page, isolate).Code, "curl without credentials")
+	assert.Equal(t, http.StatusForbidden, post(page, isolate, "Sec-Fetch-Site", "same-origin").Code,
+		"a same-origin browser without credentials")
+	assert.False(t, rt.Status("up.test").Isolated)
+	assert.NotContains(t, get(t, page, "text/html").Body.String(), `<button`, "no buttons for a viewer it refuses")
+
+	assert.Equal(t, http.StatusForbidden, post(page, isolate, "Authorization", "Bearer ops", "Origin", "https://attacker.example").Code,
+		"credentials do not make a cross-site request acceptable")
+	assert.Equal(t, http.StatusSeeOther, post(page, isolate, "Authorization", "Bearer ops").Code)
+	assert.True(t, rt.Status("up.test").Isolated)
+	req := httptest.NewRequest(http.MethodGet, "http://status.test/breakers", nil)
+	req.Header.Set("Authorization", "Bearer ops")
+	rec := httptest.NewRecorder()
+	page.ServeHTTP(rec, req)
+	assert.Contains(t, rec.Body.String(), `<button class="clear"`)
+}
+
+// Every row the page shows can be controlled, whatever its key looks like:
+// keys set by httpbreaker.WithKey may hold / ? # @ and :.
+func TestControlsWorkOnKeyedRows(t *testing.T) {
+	rt, _ := fixture(t)
+	for _, key := range []string{"billing/v2", "search?q=1", "ops@eu:2"} {
+		req, _ := http.NewRequest(http.MethodGet, "http://up.test/", nil)
+		resp, err := rt.RoundTrip(req.WithContext(httpbreaker.WithKey(req.Context(), key)))
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+	}
+	page := mustNew(t, rt, statuspage.WithControls(anyone))
+	body := get(t, page, "text/html").Body.String()
+	for _, key := range []string{"billing/v2", "search?q=1", "ops@eu:2"} {
+		require.Contains(t, body, `<td class="host">`+template.HTMLEscapeString(key)+`</td>`)
+		rec := post(page, url.Values{"host": {key}, "action": {"isolate"}})
+		require.Equal(t, http.StatusSeeOther, rec.Code, "%s: %s", key, rec.Body.String())
+		assert.True(t, rt.Status(key).Isolated, key)
+		require.Equal(t, http.StatusSeeOther, post(page, url.Values{"host": {key}, "action": {"clear"}}).Code)
+		assert.True(t, rt.IsClosed(key), key)
+	}
+	assert.False(t, rt.Tracked("billing"), "no circuit made for the key's first segment")
+	assert.False(t, rt.Status("up.test").Isolated)
+}
+
 // mustNew makes a page or fails the test.
 func mustNew(t *testing.T, rt *httpbreaker.Transport, opts ...statuspage.Option) http.Handler {
 	t.Helper()
@@ -201,7 +259,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 func TestControlsUnderStripPrefix(t *testing.T) {
 	rt, _ := fixture(t)
 	mux := http.NewServeMux()
-	mux.Handle("/debug/breakers/", http.StripPrefix("/debug/breakers", mustNew(t, rt, statuspage.WithControls())))
+	mux.Handle("/debug/breakers/", http.StripPrefix("/debug/breakers", mustNew(t, rt, statuspage.WithControls(anyone))))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -218,7 +276,7 @@ func TestControlsUnderStripPrefix(t *testing.T) {
 func TestRowsSayWhatTheyCan(t *testing.T) {
 	rt, _ := fixture(t)
 	rt.Isolate("up.test")
-	rec := get(t, mustNew(t, rt, statuspage.WithControls()), "text/html")
+	rec := get(t, mustNew(t, rt, statuspage.WithControls(anyone)), "text/html")
 	body := rec.Body.String()
 	row := body[strings.Index(body, `<td class="host">up.test</td>`):]
 	row = row[:strings.Index(row, "</tr>")]

@@ -108,10 +108,20 @@ func run(ctx context.Context) error {
 }
 
 // mustPage is the status page with its controls, refreshing every second.
+// The page listens on loopback only, and its controls act only for
+// requests from this machine: a real program would check its operators'
+// credentials here.
 func mustPage(rt *httpbreaker.Transport) http.Handler {
-	page, err := statuspage.New(rt, statuspage.WithControls(), statuspage.WithRefresh(time.Second))
+	page, err := statuspage.New(rt, statuspage.WithControls(fromThisMachine), statuspage.WithRefresh(time.Second))
 	if err != nil {
 		log.Fatal(err)
 	}
 	return page
+}
+
+// fromThisMachine authorizes requests whose peer is a loopback address.
+func fromThisMachine(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && ip.IsLoopback()
 }
