@@ -156,11 +156,13 @@ func (t *Transport) find(host string) *breaker {
 		return b
 	}
 	key, alt := t.hostKeys(host)
-	if key == host {
-		return nil // looked up already
+	if key != host { // else looked up already
+		if b := t.hosts.lookup(key); b != nil {
+			return b
+		}
 	}
-	if b := t.hosts.lookup(key); b != nil || alt == "" {
-		return b
+	if alt == "" {
+		return nil
 	}
 	return t.hosts.lookup(alt)
 }
