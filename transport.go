@@ -99,16 +99,31 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req == nil {
 		return nil, errNilRequest
 	}
-	b, tk, refused, err := t.admit(req)
+	b, err := t.breakerFor(req)
 	switch {
 	case err != nil:
 		closeBody(req)
 		return nil, err
-	case refused != nil:
-		return t.refuse(req, b, refused)
 	case b == nil: // WithoutBreaker, or no room under WithMaxHosts
 		return t.send(req, nil)
-	case tk.probe:
+	}
+	tk, open := b.admit(&t.s)
+	if open != nil {
+		return t.refuse(req, b, open)
+	}
+	if t.s.overload {
+		shed, moved := t.shed(req, b, tk)
+		if shed != nil || moved {
+			if tk.probe {
+				b.giveBackProbe()
+			}
+			if moved { // b was forgotten as the call took a slot: start again on the key's new breaker
+				return t.RoundTrip(req)
+			}
+			return t.refuse(req, b, shed)
+		}
+	}
+	if tk.probe {
 		return t.probe(req, b, tk)
 	}
 	hadFailures := t.fleet != nil && b.load().failures() > 0
@@ -129,40 +144,6 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.staleIfError(req, resp, err, outcome)
 	}
 	return resp, err
-}
-
-// admit finds req's circuit and asks it, then the overload rules, to let
-// req through: it returns the breaker and the call's ticket, or the
-// refusal (an *OpenError or an *OverloadError), or why req cannot be sent,
-// or no breaker for a request sent without one. A breaker forgotten by
-// eviction just as the call took one of its concurrency slots is left for
-// the key's new one, so the cap counts every call in flight.
-func (t *Transport) admit(req *http.Request) (b *breaker, tk ticket, refused, err error) {
-	for {
-		b, err = t.breakerFor(req)
-		if err != nil || b == nil {
-			return nil, ticket{}, nil, err
-		}
-		tk, open := b.admit(&t.s)
-		if open != nil {
-			return b, tk, open, nil
-		}
-		if !t.s.overload {
-			return b, tk, nil, nil
-		}
-		shed, moved := t.shed(req, b, tk)
-		if shed != nil || moved {
-			if tk.probe {
-				b.giveBackProbe()
-			}
-		}
-		if shed != nil {
-			return b, tk, shed, nil
-		}
-		if !moved {
-			return b, tk, nil, nil
-		}
-	}
 }
 
 // breakerFor returns the breaker of req's key, or why req cannot be sent,
