@@ -18,24 +18,30 @@
 // when Redis answers again. A ClusterClient reloads its slot map after an
 // error, so a failover is followed at once.
 //
+// Openings travel as the time they have left, and live in Redis as key
+// TTLs, never as instants: members' clocks need not agree.
+//
 // The subscription is watched: a PING after a second of silence, renewed
 // when unanswered or broken, then a catch-up (one SCAN of the open keys)
 // on what changed meanwhile. A Transport made with the Store learns the
-// openings and isolations in force before httpbreaker.New returns.
+// openings and isolations in force before httpbreaker.New returns. Only a
+// ClearState ends an isolation: should Redis lose its keys (a restart
+// without persistence, a failover to an empty replica, FLUSHALL, an
+// eviction), the members holding an isolation put it back, and a clear
+// leaves a record so that they can tell the two apart.
 //
 // Keys live under the prefix, with the host escaped so that no host can
 // collide with or reach into another's keys, and in braces so that a
-// host's keys share one Redis Cluster hash slot; every key has a TTL.
+// host's keys share one Redis Cluster hash slot; every key has a TTL. The
+// README's fleet section lists the commands and key patterns a
+// least-privilege ACL user needs, and why maxmemory-policy must be
+// noeviction.
 package redisstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -70,6 +76,7 @@ type Store struct {
 	retryEvery   time.Duration
 	onTrouble    func(error)
 	now          func() time.Time
+	recheckEvery time.Duration // 0: isolationCheck's default; tests shorten it
 
 	mu       sync.Mutex
 	troubled bool      // requires mu
@@ -189,43 +196,6 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// key names one of host's keys. The host is escaped, so it cannot hold a
-// brace or a colon, and braced, so all its keys share a hash slot.
-func (s *Store) key(host, kind string) string {
-	return s.prefix + ":{" + escape(host) + "}:" + kind
-}
-
-func (s *Store) channel() string { return s.prefix + ":events" }
-
-// hostOf returns the host of a key made by key, and whether it is one.
-func (s *Store) hostOf(key, kind string) (string, bool) {
-	rest, ok := strings.CutPrefix(key, s.prefix+":{")
-	if !ok {
-		return "", false
-	}
-	escaped, ok := strings.CutSuffix(rest, "}:"+kind)
-	if !ok {
-		return "", false
-	}
-	return unescape(escaped)
-}
-
-// escape keeps letters, digits, '.', '-' and '_' and writes every other
-// byte as %XX: an injective mapping onto a safe alphabet.
-func escape(host string) string {
-	var b strings.Builder
-	for i := 0; i < len(host); i++ {
-		c := host[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '-', c == '_':
-			b.WriteByte(c)
-		default:
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
-}
-
 // run performs one operation within the timeout, or none while Redis is
 // in trouble and the next try is not due, and keeps the trouble episode.
 // The operation runs on a goroutine of its own, so that the timeout holds
@@ -305,156 +275,4 @@ func (s *Store) reloadSlots() {
 	if cluster, ok := s.client.(*redis.ClusterClient); ok {
 		cluster.ReloadState(context.Background())
 	}
-}
-
-// unescape reverses escape; ok is false for a string escape never makes.
-func unescape(s string) (string, bool) {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '%' {
-			b.WriteByte(s[i])
-			continue
-		}
-		if i+2 >= len(s) {
-			return "", false
-		}
-		n, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
-		if err != nil {
-			return "", false
-		}
-		b.WriteByte(byte(n))
-		i += 2
-	}
-	return b.String(), true
-}
-
-// message is what goes over the channel.
-type message struct {
-	Host    string `json:"host"`
-	Open    bool   `json:"open"`
-	UntilMS int64  `json:"until_ms,omitempty"` // 0 with Open: isolated
-}
-
-func untilMS(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return max(t.UnixMilli(), 1)
-}
-
-func fromMS(ms int64) time.Time {
-	if ms == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(ms)
-}
-
-// Failure implements httpbreaker.Store.
-func (s *Store) Failure(ctx context.Context, host string) (int, httpbreaker.FleetEvent, error) {
-	var incr *redis.IntCmd
-	var open *redis.StringCmd
-	err := s.run(ctx, func(ctx context.Context) error {
-		_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			incr = p.Incr(ctx, s.key(host, "failures"))
-			p.PExpire(ctx, s.key(host, "failures"), s.failureTTL)
-			open = p.Get(ctx, s.key(host, "open"))
-			return nil
-		})
-		if errors.Is(err, redis.Nil) {
-			err = nil
-		}
-		return err
-	})
-	if err != nil {
-		return 0, httpbreaker.FleetEvent{}, err
-	}
-	fleet := httpbreaker.FleetEvent{Host: host}
-	if v, err := open.Result(); err == nil {
-		if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
-			fleet.Open, fleet.Until = true, fromMS(ms)
-		}
-	}
-	return int(incr.Val()), fleet, nil
-}
-
-// Success implements httpbreaker.Store.
-func (s *Store) Success(ctx context.Context, host string) error {
-	return s.run(ctx, func(ctx context.Context) error {
-		return s.client.Del(ctx, s.key(host, "failures")).Err()
-	})
-}
-
-// Open implements httpbreaker.Store.
-func (s *Store) Open(ctx context.Context, host string, until time.Time) error {
-	ttl := s.isolationTTL
-	if !until.IsZero() { // outlives the opening by a lease, the probes' time; never beyond an isolation's
-		ttl = min(max(until.Sub(s.now()), 0), s.isolationTTL) + s.lease
-	}
-	msg, _ := json.Marshal(message{Host: host, Open: true, UntilMS: untilMS(until)})
-	return s.run(ctx, func(ctx context.Context) error {
-		_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Set(ctx, s.key(host, "open"), untilMS(until), ttl)
-			p.Del(ctx, s.key(host, "failures"))
-			p.Publish(ctx, s.channel(), msg)
-			return nil
-		})
-		return err
-	})
-}
-
-// Reset implements httpbreaker.Store.
-func (s *Store) Reset(ctx context.Context, host string) error {
-	msg, _ := json.Marshal(message{Host: host})
-	return s.run(ctx, func(ctx context.Context) error {
-		_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Del(ctx, s.key(host, "open"), s.key(host, "failures"))
-			p.Publish(ctx, s.channel(), msg)
-			return nil
-		})
-		return err
-	})
-}
-
-// acquire takes the first free slot of KEYS, each a probe lease.
-var acquire = redis.NewScript(`
-for i = 1, #KEYS do
-  if redis.call('SET', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then return i end
-end
-return 0`)
-
-// release deletes a lease only if it is still ours.
-var release = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`)
-
-// AcquireProbe implements httpbreaker.Store.
-func (s *Store) AcquireProbe(ctx context.Context, host string, slots int) (string, bool, error) {
-	keys := make([]string, max(slots, 1))
-	for i := range keys {
-		keys[i] = s.key(host, "probe:"+strconv.Itoa(i))
-	}
-	var token [8]byte
-	_, _ = rand.Read(token[:])
-	id := hex.EncodeToString(token[:])
-	var slot int64
-	err := s.run(ctx, func(ctx context.Context) error {
-		n, err := acquire.Run(ctx, s.client, keys, id, s.lease.Milliseconds()).Int64()
-		slot = n
-		return err
-	})
-	if err != nil || slot == 0 {
-		return "", false, err
-	}
-	return strconv.FormatInt(slot-1, 10) + ":" + id, true, nil
-}
-
-// ReleaseProbe implements httpbreaker.Store.
-func (s *Store) ReleaseProbe(ctx context.Context, host, lease string) error {
-	slot, id, ok := strings.Cut(lease, ":")
-	if !ok {
-		return fmt.Errorf("redisstore: malformed lease %q", lease)
-	}
-	return s.run(ctx, func(ctx context.Context) error {
-		return release.Run(ctx, s.client, []string{s.key(host, "probe:"+slot)}, id).Err()
-	})
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,7 +71,9 @@ func newMemberOn(t *testing.T, client redis.UniversalClient, clk *clock, policy 
 	m.rt, err = httpbreaker.New(nil, append([]httpbreaker.Option{
 		httpbreaker.WithStore(store), httpbreaker.WithClock(clk.Now), httpbreaker.WithPolicy(policy),
 		httpbreaker.WithOnStateChange(func(host string, from, to httpbreaker.State) {
-			m.heard <- from.String() + "->" + to.String()
+			if !strings.HasPrefix(host, "barrier-") { // settle's, not the test's
+				m.heard <- from.String() + "->" + to.String()
+			}
 		}),
 	}, opts...)...)
 	require.NoError(t, err)
@@ -130,6 +133,25 @@ func upstream(t *testing.T, status *atomic.Int64, calls *atomic.Int64) *httptest
 	return srv
 }
 
+// settle waits until every member has heard every message published so
+// far: the channel delivers in order, so once each hears a barrier sent
+// now, what came before it has been delivered too. A test that moves the
+// fake clocks waits for it first: openings travel as time left, which a
+// message delivered after the jump would count from the new time.
+func settle(t *testing.T, members ...*member) {
+	t.Helper()
+	barrier := "barrier-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ".test"
+	members[0].rt.Isolate(barrier)
+	for _, m := range members {
+		require.Eventually(t, func() bool { return m.rt.Status(barrier).Isolated }, 10*time.Second, time.Millisecond,
+			"every member hears the barrier")
+	}
+	members[0].rt.ClearState(barrier)
+	for _, m := range members {
+		require.Eventually(t, func() bool { return !m.rt.Status(barrier).Isolated }, 10*time.Second, time.Millisecond)
+	}
+}
+
 func fleetOf(t *testing.T, n int, srv *redisServer, clk *clock, policy httpbreaker.Policy) []*member {
 	members := make([]*member, n)
 	for i := range members {
@@ -164,6 +186,7 @@ func TestFleetTripsTogetherProbesOnceAndClosesTogether(t *testing.T) {
 
 	// 2. One probe for the fleet: the upstream holds the probe until every
 	// other member has been refused. 3. Then the fleet closes together.
+	settle(t, members...)
 	status.Store(200)
 	before := calls.Load()
 	hold := make(chan struct{})
@@ -270,7 +293,7 @@ func TestKeysAreEscapedTaggedAndExpire(t *testing.T) {
 	keys, err := c.Keys(context.Background(), "*").Result()
 	require.NoError(t, err)
 	require.NotEmpty(t, keys)
-	shape := regexp.MustCompile(`^test:\{([A-Za-z0-9._%-]+)\}:(open|failures|probe:\d+)$`)
+	shape := regexp.MustCompile(`^test:\{([A-Za-z0-9._%-]+)\}:(open|failures|cleared|probe:\d+)$`)
 	tags := map[string]bool{}
 	for _, k := range keys {
 		match := shape.FindStringSubmatch(k)

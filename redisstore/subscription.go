@@ -2,11 +2,8 @@ package redisstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,9 +45,11 @@ type subscription struct {
 	// uses it.
 	lastNode string
 
-	// told are the hosts the subscribers were last told are open, with the
-	// end of the opening in Unix ms (0: isolated); requires delivery.
-	told map[string]int64
+	// told are the hosts the subscribers were last told are open, and
+	// whether each is isolated; requires delivery.
+	told map[string]bool
+	// isolated counts the isolations in told; requires delivery.
+	isolated int
 }
 
 // keeperTick is how often the keeper checks the subscription.
@@ -153,6 +152,7 @@ func (sub *subscription) keep(l *listener) {
 		}
 	}
 	due := func() bool { return time.Since(lastTry) >= sub.store.retryEvery }
+	lastCheck := time.Now()
 	for {
 		select {
 		case <-sub.stop:
@@ -176,6 +176,9 @@ func (sub *subscription) keep(l *listener) {
 			case behind && due():
 				lastTry = time.Now()
 				sub.catchUp(nil)
+			case time.Since(lastCheck) >= sub.store.isolationCheck():
+				lastCheck = time.Now()
+				sub.recheckIsolations()
 			}
 		}
 	}
@@ -303,133 +306,14 @@ func (sub *subscription) listen(ctx context.Context, l *listener) {
 			sub.behind = true
 			sub.mu.Unlock()
 		case *redis.Message:
-			var m message
-			if json.Unmarshal([]byte(item.Payload), &m) != nil || m.Host == "" {
+			host, open, o, ok := parseMessage(item.Payload, sub.store.now)
+			if !ok {
 				continue
 			}
 			sub.delivery.Lock()
-			sub.note(m.Host, m.Open, m.UntilMS)
-			sub.deliver(nil, httpbreaker.FleetEvent{Host: m.Host, Open: m.Open, Until: fromMS(m.UntilMS)})
+			sub.note(host, open, o.isolated)
+			sub.deliver(nil, httpbreaker.FleetEvent{Host: host, Open: open, Until: o.until(sub.store.now)})
 			sub.delivery.Unlock()
 		}
 	}
-}
-
-// note records what the subscribers are told of host. Requires delivery.
-func (sub *subscription) note(host string, open bool, untilMS int64) {
-	if sub.told == nil {
-		sub.told = make(map[string]int64)
-	}
-	if open {
-		sub.told[host] = untilMS
-	} else {
-		delete(sub.told, host)
-	}
-}
-
-// deliver hands ev to f, or to every subscriber if f is nil. Requires
-// delivery.
-func (sub *subscription) deliver(f func(httpbreaker.FleetEvent), ev httpbreaker.FleetEvent) {
-	if f != nil {
-		f(ev)
-		return
-	}
-	sub.mu.Lock()
-	subs := make([]func(httpbreaker.FleetEvent), 0, len(sub.subs))
-	for _, g := range sub.subs {
-		subs = append(subs, g)
-	}
-	sub.mu.Unlock()
-	for _, g := range subs {
-		g(ev)
-	}
-}
-
-// catchUp reads the openings in force and delivers them: to f alone, a new
-// subscriber, or (f nil, after a gap) to every subscriber, with closings
-// for the hosts they were told were open and no longer are. Messages wait
-// meanwhile, so none is delivered out of order with what the scan read.
-func (sub *subscription) catchUp(f func(httpbreaker.FleetEvent)) {
-	sub.delivery.Lock()
-	defer sub.delivery.Unlock()
-	open, err := sub.store.openings()
-	sub.mu.Lock()
-	sub.behind = err != nil || sub.behind && f != nil // a new subscriber's catch-up is not everyone's
-	sub.mu.Unlock()
-	if err != nil {
-		return
-	}
-	if f == nil {
-		for host := range sub.told {
-			if _, still := open[host]; !still {
-				sub.note(host, false, 0)
-				sub.deliver(nil, httpbreaker.FleetEvent{Host: host})
-			}
-		}
-	}
-	for host, ms := range open {
-		sub.note(host, true, ms)
-		sub.deliver(f, httpbreaker.FleetEvent{Host: host, Open: true, Until: fromMS(ms)})
-	}
-}
-
-// openings scans the open keys: every host whose circuit is open or
-// isolated for the fleet, with the end of its opening in Unix ms (0:
-// isolated). On a Redis Cluster it scans every master.
-func (s *Store) openings() (map[string]int64, error) {
-	found := make(map[string]int64)
-	var mu sync.Mutex
-	scan := func(ctx context.Context, c redis.Cmdable) error {
-		var keys []string
-		iter := c.Scan(ctx, 0, globEscape(s.prefix)+":{*}:open", 1000).Iterator()
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		if err := iter.Err(); err != nil {
-			return err
-		}
-		for len(keys) > 0 {
-			batch := keys[:min(len(keys), 1000)]
-			keys = keys[len(batch):]
-			cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-				for _, k := range batch {
-					p.Get(ctx, k)
-				}
-				return nil
-			})
-			if err != nil && !errors.Is(err, redis.Nil) {
-				return err
-			}
-			mu.Lock()
-			for i, cmd := range cmds {
-				v, err := cmd.(*redis.StringCmd).Result()
-				host, ok := s.hostOf(batch[i], "open")
-				ms, perr := strconv.ParseInt(v, 10, 64)
-				if err == nil && ok && perr == nil {
-					found[host] = ms
-				}
-			}
-			mu.Unlock()
-		}
-		return nil
-	}
-	err := s.runFor(context.Background(), s.catchUpTimeout(), func(ctx context.Context) error {
-		if cluster, ok := s.client.(*redis.ClusterClient); ok {
-			return cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
-		}
-		return scan(ctx, s.client)
-	})
-	return found, err
-}
-
-// globEscape escapes the characters SCAN's MATCH treats specially.
-func globEscape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if strings.IndexByte(`*?[]\`, s[i]) >= 0 {
-			b.WriteByte('\\')
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
