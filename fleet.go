@@ -25,8 +25,11 @@ type Store interface {
 	Failure(ctx context.Context, host string) (failures int, fleet FleetEvent, err error)
 	// Success ends the fleet's run of failures of host.
 	Success(ctx context.Context, host string) error
-	// Open opens host's circuit for the fleet until the given time, or
-	// until Reset if it is zero (isolation), and tells every member.
+	// Open opens host's circuit for the fleet until the given time by this
+	// member's clock, or until Reset if it is zero (isolation), and tells
+	// every member. Members' clocks may disagree: a Store should carry the
+	// time the opening has left, not the instant it ends. Only Reset may end
+	// an isolation, even if the Store's backend loses it.
 	Open(ctx context.Context, host string, until time.Time) error
 	// Reset closes host's circuit for the fleet, forgets its failures and
 	// tells every member.
@@ -52,7 +55,8 @@ type FleetEvent struct {
 	Host string
 	// Open is true for an opening, false for a closing.
 	Open bool
-	// Until is when an opening ends; zero for an isolation.
+	// Until is when an opening ends by the receiving member's clock; zero
+	// for an isolation.
 	Until time.Time
 }
 
