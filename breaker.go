@@ -48,8 +48,6 @@ type breaker struct {
 	// reopens counts failed probes in a row, for a growing open time, up
 	// to maxReopens.
 	reopens uint8
-	// notifying is set while one goroutine delivers events.
-	notifying bool
 	// probes is the number of probe calls in flight, whichever half-open
 	// period admitted them: a probe outlives its period when another
 	// probe's result moves the state on, and it still counts against
@@ -57,31 +55,15 @@ type breaker struct {
 	probes int32
 	// successes counts consecutive probe successes while half-open.
 	successes int32
-	// more is what few breakers need: nil until the first transition, or
-	// set when the breaker is made under a policy with Window, Throttle or
-	// MaxConcurrent (and then read without mu too), so a host that never
+	// more is what few hosts need (host.go): nil until the first
+	// transition, or set when the host is made under a policy that needs
+	// it at once (and then read without mu too), so a host that never
 	// changes state pays 8 bytes for it. Written under mu.
-	more *breakerMore
+	more *hostMore
 
 	// Set when the breaker is made, then only read.
 
 	host string
-}
-
-// breakerMore holds a breaker's rarely needed parts.
-type breakerMore struct {
-	// window counts outcomes for the failure-rate rule (its buckets are
-	// atomics); nil when the rule is off. Set when made, then only read.
-	window *rateWindow
-	// lastAt is the offset of the latest transition: instants handed to
-	// listeners never go backwards. Requires the breaker's mu.
-	lastAt int64
-	// events are transitions not yet delivered to listeners. Requires the
-	// breaker's mu.
-	events []Transition
-	// overload is the throttle's and the concurrency cap's state; nil
-	// unless the policy sets one. Set when made, then only read.
-	overload *overload
 }
 
 // never is the retry offset of an isolated circuit, and what saturated
@@ -89,23 +71,17 @@ type breakerMore struct {
 // value: a huge ResetTimeout or Retry-After reaches it too.
 const never = 1<<63 - 1
 
+// later returns off + d, saturating instead of overflowing.
+func later(off int64, d time.Duration) int64 {
+	if sum := off + int64(d); sum >= off {
+		return sum
+	}
+	return never
+}
+
 // maxReopens bounds the failed-probe count: doubling ResetTimeout 62 times
 // outgrows any Duration, so the open time has long reached its cap.
 const maxReopens = 62
-
-func newBreaker(host string, s *shared) *breaker {
-	b := &breaker{host: host}
-	if s.policy.Window > 0 || s.overload {
-		b.more = new(breakerMore)
-	}
-	if s.policy.Window > 0 {
-		b.more.window = new(rateWindow)
-	}
-	if s.overload {
-		b.more.overload = newOverload(host, s)
-	}
-	return b
-}
 
 func (b *breaker) load() word { return word(b.state.Load()) }
 
@@ -182,9 +158,6 @@ func (b *breaker) report(s *shared, tk ticket, v verdict) {
 		b.trip(s, tk.gen, v, true)
 	default:
 		b.countFailure(s, tk, v)
-	}
-	if s.overload && !tk.probe {
-		b.afterCall(s, v)
 	}
 }
 
@@ -283,94 +256,11 @@ func (b *breaker) reportProbe(s *shared, tk ticket, v verdict) {
 	b.unlockAndNotify(s)
 }
 
-// current returns the state, turning an open circuit half-open if its time
-// has come (so listeners hear of it).
-func (b *breaker) current(s *shared) State {
-	w := b.load()
-	if w.state() != StateOpen {
-		return w.state()
-	}
-	now := s.clock()
-	if now < b.retryAt.Load() {
-		return StateOpen
-	}
-	b.mu.Lock()
-	w = b.advance(s, now)
-	b.unlockAndNotify(s)
-	return w.state()
-}
-
-// clear closes the circuit, ends an isolation and forgets its counts, and
-// reports whether it was isolated. With keepClosed (the fleet's closing) a
-// circuit already closed keeps its counts. The caller holds the registry's
-// mu (the isolated flag changes) and delivers the transition with flush.
-func (b *breaker) clear(s *shared, keepClosed bool) (wasIsolated bool) {
-	now := s.clock()
-	b.mu.Lock()
-	wasIsolated, b.isolated = b.isolated, false
-	if !keepClosed && b.more != nil && b.more.overload != nil && b.more.overload.throttle != nil {
-		b.more.overload.throttle.reset() // ClearState forgets the throttle too
-	}
-	// Only a lock-free closed-path update can make the CAS fail, and it
-	// cannot happen twice without a new admission: the loop ends.
-	for {
-		w := b.load()
-		if keepClosed && w.state() == StateClosed || b.transition(s, w, StateClosed, now, 0) {
-			break
-		}
-	}
-	b.mu.Unlock()
-	return wasIsolated
-}
-
-// isolate opens the circuit until clear: no probe is ever admitted. The
-// caller holds the registry's mu and delivers the transition with flush.
-func (b *breaker) isolate(s *shared) (wasIsolated bool) {
-	now := s.clock()
-	b.mu.Lock()
-	wasIsolated, b.isolated = b.isolated, true
-	for !wasIsolated && !b.transition(s, b.load(), StateOpen, now, never) { // as in clear
-	}
-	b.mu.Unlock()
-	return wasIsolated
-}
-
-// flush delivers the transitions queued while the caller held locks that
-// listeners must not run under.
-func (b *breaker) flush(s *shared) {
-	b.mu.Lock()
-	b.unlockAndNotify(s)
-}
-
 // giveBackProbe frees a probe slot whose call was never sent.
 func (b *breaker) giveBackProbe() {
 	b.mu.Lock()
 	b.probes--
 	b.mu.Unlock()
-}
-
-// status describes the breaker, consistently: state and counts of one
-// moment. An open circuit whose time has come turns half-open first, as for
-// State.
-func (b *breaker) status(s *shared) HostStatus {
-	b.current(s)
-	b.mu.Lock()
-	w := b.load()
-	st := HostStatus{Host: b.host, State: w.state(), ConsecutiveFailures: w.failures()}
-	if w.state() != StateClosed {
-		refusal := b.refusal.Load()
-		st.OpenedAt = refusal.openedAt
-		st.Isolated = b.isolated
-		if w.state() == StateOpen {
-			st.RetryAt = refusal.RetryAt
-		}
-	}
-	st.Total = b.counts.snapshot()
-	if s.overload {
-		b.overloadStatus(s, &st)
-	}
-	b.mu.Unlock()
-	return st
 }
 
 // advance turns an open circuit half-open once its retry time has come and
@@ -396,9 +286,9 @@ func (b *breaker) advance(s *shared, now int64) word {
 // again.
 func (b *breaker) transition(s *shared, w word, to State, now, until int64) bool {
 	if b.more == nil {
-		b.more = new(breakerMore) // under mu; lock-free readers look only under a Window policy
+		b.more = new(hostMore) // under mu; lock-free readers look only under policies that make it at once
 	}
-	now = max(now, b.more.lastAt) // the clock was read before mu: keep order
+	now = b.more.events.after(now) // the clock was read before mu: keep order
 	switch to {
 	case StateOpen:
 		if until == 0 {
@@ -416,10 +306,8 @@ func (b *breaker) transition(s *shared, w word, to State, now, until int64) bool
 	if !b.cas(w, packWord(to, 0, w.gen()+1)) {
 		return false
 	}
-	if o := b.more.overload; o != nil && o.shedding.Load() && !b.forgotten.Load() {
-		b.queueShedding(s, now, false) // listeners hear every stop, before the change
-	}
-	b.more.lastAt = now
+	heard := !b.forgotten.Load()
+	b.more.events.changed(s, b.host, now, heard)
 	b.successes = 0
 	if to == StateClosed {
 		b.reopens = 0
@@ -428,35 +316,15 @@ func (b *breaker) transition(s *shared, w word, to State, now, until int64) bool
 		}
 
 	}
-	if from := w.state(); from != to && !b.forgotten.Load() {
+	if from := w.state(); from != to && heard {
 		s.transitions[from][to].Add(1)
 		if len(s.listeners) > 0 {
 			ev := Transition{Host: b.host, From: from, To: to, At: s.instant(now)}
 			if to == StateOpen && !b.isolated {
 				ev.RetryAt = s.instant(until)
 			}
-			b.more.events = append(b.more.events, ev)
+			b.more.events.push(ev)
 		}
-	}
-	return true
-}
-
-// forget marks the breaker forgotten, unless it is isolated, or, picked as
-// a closed host, has opened since, or (with slots, under MaxConcurrent)
-// calls hold its slots. A call takes a slot, then looks at the flag;
-// forget sets the flag, then looks at the slots: whichever comes second
-// sees the other, so no call holds a slot of a forgotten breaker. From here
-// on its transitions are silent. Requires the registry's mu held.
-func (b *breaker) forget(wasClosed, slots bool) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.isolated || wasClosed && b.load().state() != StateClosed {
-		return false
-	}
-	b.forgotten.Store(true)
-	if slots && b.busy() {
-		b.forgotten.Store(false) // under both locks: no transition saw it
-		return false
 	}
 	return true
 }
@@ -468,48 +336,6 @@ type ticket struct {
 	gen   uint32
 	probe bool
 	start int64
-}
-
-// shared is what every breaker of a Transport has in common: the policy,
-// the clock, the listeners and the transition counts. It lives once in the
-// Transport and is passed to each breaker call rather than held by every
-// breaker, which keeps a tracked host to a few dozen bytes.
-type shared struct {
-	policy    Policy // with defaults applied
-	now       func() time.Time
-	epoch     time.Time // offsets are measured from here
-	listeners []func(Transition)
-	// transitions counts every state change of every host, by from and to.
-	transitions [3][3]atomic.Uint64
-	// timed is set when the policy reads the clock on every call.
-	timed bool
-	// plain is set when the policy has no timed rule, ignores Retry-After
-	// and has no overload rule: results then take reportPlain.
-	plain bool
-	// overload is set when the policy sets Throttle or MaxConcurrent.
-	overload bool
-	// random draws the throttle's refusals: math/rand/v2's per-goroutine
-	// source, without a lock or an allocation.
-	random func() float64
-}
-
-// offset turns an instant into the int64 the breakers work with: time
-// since the Transport was made. Using Sub keeps the monotonic clock reading
-// of real instants.
-func (s *shared) offset(t time.Time) int64 { return int64(t.Sub(s.epoch)) }
-
-// clock reads the clock, as an offset.
-func (s *shared) clock() int64 { return s.offset(s.now()) }
-
-// instant turns an offset back into a time.
-func (s *shared) instant(off int64) time.Time { return s.epoch.Add(time.Duration(off)) }
-
-// later returns off + d, saturating instead of overflowing.
-func later(off int64, d time.Duration) int64 {
-	if sum := off + int64(d); sum >= off {
-		return sum
-	}
-	return never
 }
 
 // counters are a host's totals. Requests is not stored: each call that

@@ -86,7 +86,7 @@ func (t *Transport) Tracked(host string) bool { return t.find(host) != nil }
 // tracked is closed with zero counts, and looking does not track it.
 func (t *Transport) Status(host string) HostStatus {
 	if b := t.find(host); b != nil {
-		return b.status(&t.s)
+		return b.hostStatus(&t.s)
 	}
 	return HostStatus{Host: t.hostKey(host), State: StateClosed}
 }
@@ -97,7 +97,7 @@ func (t *Transport) Snapshot() []HostStatus {
 	all := t.hosts.all()
 	list := make([]HostStatus, len(all))
 	for i, b := range all {
-		list[i] = b.status(&t.s)
+		list[i] = b.hostStatus(&t.s)
 	}
 	slices.SortFunc(list, func(a, b HostStatus) int { return strings.Compare(a.Host, b.Host) })
 	return list
@@ -218,4 +218,84 @@ func (t *Transport) Transitions() []TransitionCount {
 		}
 	}
 	return counts
+}
+
+// The circuit as operators see and steer it: the breaker's side of State,
+// Status, Isolate and ClearState.
+
+// current returns the state, turning an open circuit half-open if its time
+// has come (so listeners hear of it).
+func (b *breaker) current(s *shared) State {
+	w := b.load()
+	if w.state() != StateOpen {
+		return w.state()
+	}
+	now := s.clock()
+	if now < b.retryAt.Load() {
+		return StateOpen
+	}
+	b.mu.Lock()
+	w = b.advance(s, now)
+	b.unlockAndNotify(s)
+	return w.state()
+}
+
+// clear closes the circuit, ends an isolation and forgets its counts, and
+// reports whether it was isolated. With keepClosed (the fleet's closing) a
+// circuit already closed keeps its counts. The caller holds the registry's
+// mu (the isolated flag changes) and delivers the transition with flush.
+func (b *breaker) clear(s *shared, keepClosed bool) (wasIsolated bool) {
+	now := s.clock()
+	b.mu.Lock()
+	wasIsolated, b.isolated = b.isolated, false
+	// Only a lock-free closed-path update can make the CAS fail, and it
+	// cannot happen twice without a new admission: the loop ends.
+	for {
+		w := b.load()
+		if keepClosed && w.state() == StateClosed || b.transition(s, w, StateClosed, now, 0) {
+			break
+		}
+	}
+	b.mu.Unlock()
+	return wasIsolated
+}
+
+// isolate opens the circuit until clear: no probe is ever admitted. The
+// caller holds the registry's mu and delivers the transition with flush.
+func (b *breaker) isolate(s *shared) (wasIsolated bool) {
+	now := s.clock()
+	b.mu.Lock()
+	wasIsolated, b.isolated = b.isolated, true
+	for !wasIsolated && !b.transition(s, b.load(), StateOpen, now, never) { // as in clear
+	}
+	b.mu.Unlock()
+	return wasIsolated
+}
+
+// flush delivers the transitions queued while the caller held locks that
+// listeners must not run under.
+func (b *breaker) flush(s *shared) {
+	b.mu.Lock()
+	b.unlockAndNotify(s)
+}
+
+// status describes the breaker, consistently: state and counts of one
+// moment. An open circuit whose time has come turns half-open first, as for
+// State.
+func (b *breaker) status(s *shared) HostStatus {
+	b.current(s)
+	b.mu.Lock()
+	w := b.load()
+	st := HostStatus{Host: b.host, State: w.state(), ConsecutiveFailures: w.failures()}
+	if w.state() != StateClosed {
+		refusal := b.refusal.Load()
+		st.OpenedAt = refusal.openedAt
+		st.Isolated = b.isolated
+		if w.state() == StateOpen {
+			st.RetryAt = refusal.RetryAt
+		}
+	}
+	st.Total = b.counts.snapshot()
+	b.mu.Unlock()
+	return st
 }

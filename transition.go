@@ -3,6 +3,7 @@ package httpbreaker
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 )
 
@@ -76,47 +77,106 @@ func LogStateChanges(logger *slog.Logger) func(Transition) {
 	}
 }
 
-// unlockAndNotify releases b.mu, then delivers any queued transitions.
+// eventQueue is a host's news for its listeners, in the order it
+// happened: the circuit's transitions and the overload rules' shedding
+// starts and stops go through this one queue. It is part of the host's
+// record (hostMore) and guarded by the breaker's mu, but for shedding,
+// which the rules read lock-free.
+type eventQueue struct {
+	// lastAt is the latest instant handed out: listeners never see a
+	// host's time go backwards.
+	lastAt int64
+	// pending are the events not yet delivered.
+	pending []Transition
+	// notifying is set while one goroutine delivers them.
+	notifying bool
+	// shedding is set while listeners were told the host sheds load and
+	// not yet that it stopped.
+	shedding atomic.Bool
+}
+
+// after returns now, or the latest instant handed out if that is later.
+// Requires mu.
+func (q *eventQueue) after(now int64) int64 { return max(now, q.lastAt) }
+
+// changed records that the host's state changed at now: a host that was
+// shedding stops first, so listeners (if heard) hear the stop before the
+// change. Requires mu.
+func (q *eventQueue) changed(s *shared, host string, now int64, heard bool) {
+	if heard && q.shedding.Load() {
+		q.shed(s, host, now, false)
+	}
+	q.lastAt = now
+}
+
+// push queues ev for the listeners. Requires mu.
+func (q *eventQueue) push(ev Transition) { q.pending = append(q.pending, ev) }
+
+// shed sets the shedding flag and queues its news as a closed-to-closed
+// Transition. Requires mu.
+func (q *eventQueue) shed(s *shared, host string, now int64, on bool) {
+	q.shedding.Store(on)
+	now = q.after(now)
+	q.lastAt = now
+	if len(s.listeners) > 0 {
+		q.push(Transition{Host: host, From: StateClosed, To: StateClosed, At: s.instant(now), Shedding: on})
+	}
+}
+
+// announceShedding tells listeners that b's host, closed, starts (on) or
+// stops shedding load. The overload rules decide when; a circuit that is
+// not closed, or forgotten, has nothing to announce.
+func (b *breaker) announceShedding(s *shared, now int64, on bool) {
+	b.mu.Lock()
+	q := &b.more.events
+	if q.shedding.Load() != on && b.load().state() == StateClosed && !b.forgotten.Load() {
+		q.shed(s, b.host, now, on)
+	}
+	b.unlockAndNotify(s)
+}
+
+// unlockAndNotify releases b.mu, then delivers any queued events.
 // Requires b.mu held.
 func (b *breaker) unlockAndNotify(s *shared) {
-	pending := b.more != nil && len(b.more.events) > 0 && !b.notifying
+	pending := b.more != nil && len(b.more.events.pending) > 0 && !b.more.events.notifying
 	b.mu.Unlock()
 	if pending {
 		b.notify(s)
 	}
 }
 
-// notify delivers queued transitions to the listeners, outside the lock and
-// in order: one goroutine at a time drains the queue, so a transition made
-// by a listener (say, through ClearState) is delivered after the one that
+// notify delivers queued events to the listeners, outside the lock and in
+// order: one goroutine at a time drains the queue, so a transition made by
+// a listener (say, through ClearState) is delivered after the one that
 // called it. If a listener panics, the panic goes on up and the remaining
 // events wait for the next transition.
 func (b *breaker) notify(s *shared) {
 	b.mu.Lock()
-	if b.notifying {
+	q := &b.more.events
+	if q.notifying {
 		b.mu.Unlock()
 		return
 	}
-	b.notifying = true
+	q.notifying = true
 	finished := false
 	defer func() {
 		if !finished {
 			b.mu.Lock()
-			b.notifying = false
+			q.notifying = false
 			b.mu.Unlock()
 		}
 	}()
-	for len(b.more.events) > 0 {
-		ev := b.more.events[0]
-		b.more.events = b.more.events[1:]
+	for len(q.pending) > 0 {
+		ev := q.pending[0]
+		q.pending = q.pending[1:]
 		b.mu.Unlock()
 		for _, listen := range s.listeners {
 			listen(ev)
 		}
 		b.mu.Lock()
 	}
-	b.more.events = nil
-	b.notifying = false
+	q.pending = nil
+	q.notifying = false
 	finished = true
 	b.mu.Unlock()
 }

@@ -1,12 +1,10 @@
 package httpbreaker
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
@@ -59,7 +57,7 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 		base = cleanhttp.DefaultPooledTransport()
 	}
 	policy := c.policy.withDefaults()
-	overload := policy.Throttle > 0 || policy.MaxConcurrent > 0
+	sheds := policy.Throttle > 0 || policy.MaxConcurrent > 0
 	t := &Transport{
 		base: base,
 		s: shared{
@@ -68,8 +66,10 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 			epoch:     c.now(),
 			listeners: c.listeners,
 			timed:     policy.Window > 0 || policy.SlowCall > 0,
-			plain:     policy.Window == 0 && policy.SlowCall == 0 && policy.MaxRetryAfter == 0 && !overload,
-			overload:  overload,
+			plain:     policy.Window == 0 && policy.SlowCall == 0 && policy.MaxRetryAfter == 0 && !sheds,
+			throttles: policy.Throttle > 0,
+			caps:      policy.MaxConcurrent > 0,
+			sheds:     sheds,
 			random:    rand.Float64,
 		},
 		classify: c.classifier,
@@ -93,13 +93,19 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 }
 
 // RoundTrip sends req through the base transport unless the circuit of its
-// host refuses it; see the package documentation for the rules. Whatever
-// happens, the request body is closed and the request is left unchanged.
+// host, or a rule of its policy, refuses it; see the package documentation
+// for the rules. Whatever happens, the request body is closed and the
+// request is left unchanged.
+//
+// It reads as the sequence it follows: the key's host; its circuit; each
+// rule the policy turns on (the throttle, the concurrency cap), each in a
+// file of its own; the send; the verdict, counted by the circuit and then
+// by each rule; the fleet; the stale cache.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req == nil {
 		return nil, errNilRequest
 	}
-	b, err := t.breakerFor(req)
+	b, err := t.breakerFor(req) // the key's host
 	switch {
 	case err != nil:
 		closeBody(req)
@@ -107,41 +113,47 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	case b == nil: // WithoutBreaker, or no room under WithMaxHosts
 		return t.send(req, nil)
 	}
-	tk, open := b.admit(&t.s)
+	tk, open := b.admit(&t.s) // the circuit
 	if open != nil {
 		return t.refuse(req, b, open)
 	}
-	if t.s.overload {
-		shed, moved := t.shed(req, b, tk)
-		if shed != nil || moved {
-			if tk.probe {
-				b.giveBackProbe()
-			}
-			if moved { // b was forgotten as the call took a slot: start again on the key's new breaker
-				return t.RoundTrip(req)
-			}
-			return t.refuse(req, b, shed)
+	if t.s.throttles && !tk.probe && b.more.throttle.refuses(&t.s, req) { // the throttle
+		return t.shed(req, b, tk, &b.more.throttle.refusal)
+	}
+	if t.s.caps && !b.more.slots.acquire(t.s.policy.MaxConcurrent) { // the concurrency cap
+		return t.shed(req, b, tk, &b.more.slots.refusal)
+	}
+	if t.s.caps && b.forgotten.Load() { // evicted as the call took its slot: again, on the key's new host
+		b.more.slots.release()
+		if tk.probe {
+			b.giveBackProbe()
 		}
+		return t.RoundTrip(req)
 	}
 	if tk.probe {
 		return t.probe(req, b, tk)
 	}
 	hadFailures := t.fleet != nil && b.load().failures() > 0
 	resp, err := t.send(req, b)
-	var outcome Outcome
-	if t.s.plain {
-		outcome = t.classifyCall(req, resp, err)
-		b.reportPlain(&t.s, tk, outcome)
+	var v verdict
+	if t.s.plain { // the verdict, counted by the circuit
+		v.outcome = t.classifyCall(req, resp, err)
+		b.reportPlain(&t.s, tk, v.outcome)
 	} else {
-		v := t.judge(req, tk, resp, err)
-		outcome = v.outcome
+		v = t.judge(req, tk, resp, err)
 		b.report(&t.s, tk, v)
 	}
-	if t.fleet != nil && (outcome != Success || hadFailures) && !b.forgotten.Load() { // a healthy call tells nothing
-		t.tellStore(req, b, tk, outcome, hadFailures)
+	if t.s.throttles { // then by the throttle
+		b.more.throttle.account(&t.s, v)
+	}
+	if t.s.sheds { // and the shedding news
+		b.more.shedding.afterCall(&t.s, b, v)
+	}
+	if t.fleet != nil && (v.outcome != Success || hadFailures) && !b.forgotten.Load() { // a healthy call tells the fleet nothing
+		t.tellStore(req, b, tk, v.outcome, hadFailures)
 	}
 	if t.stale != nil {
-		return t.staleIfError(req, resp, err, outcome)
+		return t.staleIfError(req, resp, err, v.outcome)
 	}
 	return resp, err
 }
@@ -193,10 +205,10 @@ func (t *Transport) breakerFor(req *http.Request) (*breaker, error) {
 // response without a Body or a Header (which http.Client tolerates) gets
 // empty ones, so that nothing downstream — the classifier, the stale cache,
 // the caller — meets a nil. Under MaxConcurrent the call holds a slot of
-// b's, which sendHolding hands to the response body.
+// b's, which the cap hands to the response body.
 func (t *Transport) send(req *http.Request, b *breaker) (*http.Response, error) {
-	if b != nil && t.s.policy.MaxConcurrent > 0 {
-		return t.sendHolding(req, b.more.overload)
+	if b != nil && t.s.caps {
+		return b.more.slots.send(t, req)
 	}
 	resp, err := t.base.RoundTrip(req)
 	if resp != nil && err == nil {
@@ -210,27 +222,6 @@ func (t *Transport) send(req *http.Request, b *breaker) (*http.Response, error) 
 	return oneOf(resp, err, errNilResponse)
 }
 
-// sendHolding is send for a call holding one of o's slots: the slot is
-// given back when the base returns an error or panics, at once for a
-// response that cannot have a body, and otherwise when the body is closed,
-// read to its end or fails, or is dropped and collected (see hold). A
-// response the Transport swallows (a 5xx replaced by a stale one) is
-// closed, which frees it too.
-func (t *Transport) sendHolding(req *http.Request, o *overload) (*http.Response, error) {
-	handed := false
-	defer func() {
-		if !handed {
-			o.inFlight.Add(-1)
-		}
-	}()
-	resp, err := t.send(req, nil)
-	if err != nil || cannotHaveBody(req, resp) {
-		return resp, err
-	}
-	handed = true
-	return o.hold(resp), nil
-}
-
 // probe sends a half-open probe. If the base transport or the classifier
 // panics, the probe's slot is given back before the panic goes on, so the
 // breaker never waits for a report that will not come.
@@ -239,12 +230,10 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 		done, ok, err := t.fleetProbe(req, b, tk)
 		switch {
 		case !ok: // another member holds the fleet's probes
-			b.giveBackProbe()
-			b.giveBackSlot(&t.s)
+			t.giveBack(b)
 			return t.refuse(req, b, b.refusal.Load())
 		case err != nil: // the caller gave up while the Store decided
-			b.giveBackProbe()
-			b.giveBackSlot(&t.s)
+			t.giveBack(b)
 			closeBody(req)
 			return nil, err
 		}
@@ -264,6 +253,30 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 		return t.staleIfError(req, resp, err, v.outcome)
 	}
 	return resp, err
+}
+
+// giveBack frees what a probe the fleet refused held: its probe slot and,
+// under MaxConcurrent, its concurrency slot.
+func (t *Transport) giveBack(b *breaker) {
+	b.giveBackProbe()
+	if t.s.caps {
+		b.more.slots.release()
+	}
+}
+
+// shed answers a call an overload rule refused: counted as shed (and, by
+// the throttle, as a request the host did not accept), its probe slot
+// given back, then refused like any refusal.
+func (t *Transport) shed(req *http.Request, b *breaker, tk ticket, refusal *OverloadError) (*http.Response, error) {
+	now := t.s.clock()
+	b.more.shedding.refused(&t.s, b, now, tk.probe)
+	if t.s.throttles && !tk.probe {
+		b.more.throttle.refused(&t.s, now)
+	}
+	if tk.probe {
+		b.giveBackProbe()
+	}
+	return t.refuse(req, b, refusal)
 }
 
 // refuse answers a request b's circuit will not send, and counts it:
@@ -342,59 +355,4 @@ func oneOf(resp *http.Response, err, fallbackErr error) (*http.Response, error) 
 		return nil, fallbackErr
 	}
 	return resp, err
-}
-
-// DefaultMethods is the table of methods a [Transport] lets through unless
-// [WithMethods] replaces it: the methods of RFC 9110 plus PATCH. It is copied
-// by [New]; changing it later affects only transports made after.
-var DefaultMethods = []string{
-	"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
-}
-
-// methodTable is a small list of allowed methods. Methods are case-sensitive
-// (RFC 9110 §9.1); an empty method means GET, as in net/http.
-type methodTable []string
-
-// newMethodTable checks each method is an RFC 9110 token and drops repeats.
-func newMethodTable(methods []string) (methodTable, error) {
-	if len(methods) == 0 {
-		return nil, errors.New("httpbreaker: WithMethods needs at least one method")
-	}
-	table := make(methodTable, 0, len(methods))
-	for _, m := range methods {
-		if !isToken(m) {
-			return nil, fmt.Errorf("httpbreaker: WithMethods: %q is not a valid method token", m)
-		}
-		if !table.allows(m) {
-			table = append(table, m)
-		}
-	}
-	return table, nil
-}
-
-// allows reports whether method is in the table; "" means GET.
-func (t methodTable) allows(method string) bool {
-	if method == "" {
-		method = "GET"
-	}
-	for _, m := range t {
-		if m == method {
-			return true
-		}
-	}
-	return false
-}
-
-// isToken reports whether s is a non-empty RFC 9110 token.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x80 || c <= ' ' || c == 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -1,0 +1,62 @@
+package httpbreaker
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// DefaultMethods is the table of methods a [Transport] lets through unless
+// [WithMethods] replaces it: the methods of RFC 9110 plus PATCH. It is copied
+// by [New]; changing it later affects only transports made after.
+var DefaultMethods = []string{
+	"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+}
+
+// methodTable is a small list of allowed methods. Methods are case-sensitive
+// (RFC 9110 §9.1); an empty method means GET, as in net/http.
+type methodTable []string
+
+// newMethodTable checks each method is an RFC 9110 token and drops repeats.
+func newMethodTable(methods []string) (methodTable, error) {
+	if len(methods) == 0 {
+		return nil, errors.New("httpbreaker: WithMethods needs at least one method")
+	}
+	table := make(methodTable, 0, len(methods))
+	for _, m := range methods {
+		if !isToken(m) {
+			return nil, fmt.Errorf("httpbreaker: WithMethods: %q is not a valid method token", m)
+		}
+		if !table.allows(m) {
+			table = append(table, m)
+		}
+	}
+	return table, nil
+}
+
+// allows reports whether method is in the table; "" means GET.
+func (t methodTable) allows(method string) bool {
+	if method == "" {
+		method = "GET"
+	}
+	for _, m := range t {
+		if m == method {
+			return true
+		}
+	}
+	return false
+}
+
+// isToken reports whether s is a non-empty RFC 9110 token.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 || c <= ' ' || c == 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,48 @@
+package httpbreaker
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// shared is what every host of a Transport has in common: the policy, the
+// clock, the listeners, the transition counts and which rules are on. It
+// lives once in the Transport and is passed to each host's calls rather
+// than held by every host, which keeps a tracked host to a few dozen bytes.
+type shared struct {
+	policy    Policy // with defaults applied
+	now       func() time.Time
+	epoch     time.Time // offsets are measured from here
+	listeners []func(Transition)
+	// transitions counts every state change of every host, by from and to.
+	transitions [3][3]atomic.Uint64
+	// timed is set when the policy reads the clock on every call.
+	timed bool
+	// plain is set when the policy has no timed rule, ignores Retry-After
+	// and has no rule beyond the circuit: results then take reportPlain.
+	plain bool
+
+	// The rules beyond the circuit, each a room of its own; set from the
+	// policy, they say which parts every host record carries (hostMore).
+
+	// throttles is set under Policy.Throttle (throttle.go).
+	throttles bool
+	// caps is set under Policy.MaxConcurrent (concurrency.go).
+	caps bool
+	// sheds is set when either is: refusals for overload (shedding.go).
+	sheds bool
+	// random draws the throttle's refusals: math/rand/v2's per-goroutine
+	// source, without a lock or an allocation.
+	random func() float64
+}
+
+// offset turns an instant into the int64 the hosts work with: time since
+// the Transport was made. Using Sub keeps the monotonic clock reading of
+// real instants.
+func (s *shared) offset(t time.Time) int64 { return int64(t.Sub(s.epoch)) }
+
+// clock reads the clock, as an offset.
+func (s *shared) clock() int64 { return s.offset(s.now()) }
+
+// instant turns an offset back into a time.
+func (s *shared) instant(off int64) time.Time { return s.epoch.Add(time.Duration(off)) }

@@ -1,0 +1,45 @@
+package httpbreaker
+
+import "sync/atomic"
+
+// shedding is what a host's overload rules — the throttle and the
+// concurrency cap — share about their refusals: how many, the latest, and
+// the news that a closed circuit started or stopped refusing calls for
+// overload, which listeners hear through the host's event queue. Made with
+// the host when the policy sets Throttle or MaxConcurrent.
+type shedding struct {
+	// shed counts refusals for overload since the host was first tracked.
+	shed atomic.Uint64
+	// lastShed is the clock offset of the latest.
+	lastShed atomic.Int64
+}
+
+// refused counts a refusal for overload made at now; the first one while
+// closed (a probe's never) tells listeners the host sheds.
+func (sh *shedding) refused(s *shared, b *breaker, now int64, probe bool) {
+	sh.shed.Add(1)
+	sh.lastShed.Store(now)
+	if !probe && !b.more.events.shedding.Load() {
+		b.announceShedding(s, now, true)
+	}
+}
+
+// afterCall tells listeners a host stopped shedding once a closed-path
+// call ends a full quiet period (shedQuiet) after the last refusal.
+func (sh *shedding) afterCall(s *shared, b *breaker, v verdict) {
+	if !b.more.events.shedding.Load() {
+		return
+	}
+	if !v.timed {
+		v.at = s.clock()
+	}
+	if v.at-sh.lastShed.Load() >= int64(s.policy.shedQuiet()) {
+		b.announceShedding(s, v.at, false)
+	}
+}
+
+// status fills the shedding part of a host's status.
+func (sh *shedding) status(s *shared, st *HostStatus, now int64) {
+	st.Total.Shed = sh.shed.Load()
+	st.Shedding = st.State == StateClosed && st.Total.Shed > 0 && now-sh.lastShed.Load() < int64(s.policy.shedQuiet())
+}
