@@ -120,42 +120,48 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.s.throttles && !tk.probe && b.more.throttle.refuses(&t.s, req) { // the throttle
 		return t.shed(req, b, tk, &b.more.throttle.refusal)
 	}
-	if t.s.caps && !b.more.slots.acquire(t.s.policy.MaxConcurrent) { // the concurrency cap
-		return t.shed(req, b, tk, &b.more.slots.refusal)
-	}
-	if t.s.caps && b.forgotten.Load() { // evicted as the call took its slot: again, on the key's new host
-		b.more.slots.release()
-		if tk.probe {
-			b.giveBackProbe()
+	if t.s.caps { // the concurrency cap
+		if !b.more.slots.acquire(t.s.policy.MaxConcurrent) {
+			return t.shed(req, b, tk, &b.more.slots.refusal)
 		}
-		return t.RoundTrip(req)
+		if b.forgotten.Load() { // evicted as the call took its slot: again, on the key's new host
+			t.giveBack(b, tk)
+			return t.RoundTrip(req)
+		}
 	}
 	if tk.probe {
 		return t.probe(req, b, tk)
 	}
 	hadFailures := t.fleet != nil && b.load().failures() > 0
 	resp, err := t.send(req, b)
-	var v verdict
-	if t.s.plain { // the verdict, counted by the circuit
-		v.outcome = t.classifyCall(req, resp, err)
-		b.reportPlain(&t.s, tk, v.outcome)
+	var outcome Outcome
+	if t.s.plain { // the verdict, counted by the circuit (no clock read: no rule needs it)
+		outcome = t.classifyCall(req, resp, err)
+		b.reportPlain(&t.s, tk, outcome)
 	} else {
-		v = t.judge(req, tk, resp, err)
+		v := t.judge(req, tk, resp, err)
+		outcome = v.outcome
 		b.report(&t.s, tk, v)
+		if t.s.sheds { // then by the rules beyond the circuit
+			t.account(b, v)
+		}
 	}
-	if t.s.throttles { // then by the throttle
-		b.more.throttle.account(&t.s, v)
-	}
-	if t.s.sheds { // and the shedding news
-		b.more.shedding.afterCall(&t.s, b, v)
-	}
-	if t.fleet != nil && (v.outcome != Success || hadFailures) && !b.forgotten.Load() { // a healthy call tells the fleet nothing
-		t.tellStore(req, b, tk, v.outcome, hadFailures)
+	if t.fleet != nil && (outcome != Success || hadFailures) && !b.forgotten.Load() { // a healthy call tells the fleet nothing
+		t.tellStore(req, b, tk, outcome, hadFailures)
 	}
 	if t.stale != nil {
-		return t.staleIfError(req, resp, err, v.outcome)
+		return t.staleIfError(req, resp, err, outcome)
 	}
 	return resp, err
+}
+
+// account counts a closed-path call's verdict for each rule beyond the
+// circuit, in RoundTrip's order: the throttle, then the shedding news.
+func (t *Transport) account(b *breaker, v verdict) {
+	if t.s.throttles {
+		b.more.throttle.account(&t.s, v)
+	}
+	b.more.shedding.afterCall(&t.s, b, v)
 }
 
 // breakerFor returns the breaker of req's key, or why req cannot be sent,
@@ -230,10 +236,10 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 		done, ok, err := t.fleetProbe(req, b, tk)
 		switch {
 		case !ok: // another member holds the fleet's probes
-			t.giveBack(b)
+			t.giveBack(b, tk)
 			return t.refuse(req, b, b.refusal.Load())
 		case err != nil: // the caller gave up while the Store decided
-			t.giveBack(b)
+			t.giveBack(b, tk)
 			closeBody(req)
 			return nil, err
 		}
@@ -255,12 +261,14 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 	return resp, err
 }
 
-// giveBack frees what a probe the fleet refused held: its probe slot and,
-// under MaxConcurrent, its concurrency slot.
-func (t *Transport) giveBack(b *breaker) {
-	b.giveBackProbe()
+// giveBack frees what an admitted call that will not be sent holds: its
+// concurrency slot, under MaxConcurrent, and its probe slot if a probe.
+func (t *Transport) giveBack(b *breaker, tk ticket) {
 	if t.s.caps {
 		b.more.slots.release()
+	}
+	if tk.probe {
+		b.giveBackProbe()
 	}
 }
 
