@@ -2,6 +2,7 @@ package httpbreaker
 
 import (
 	"maps"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,10 +59,6 @@ type registry struct {
 	picked func(victims []*breaker)
 }
 
-// evictionSample is how many hosts eviction looks at for each one it
-// forgets, at least.
-const evictionSample = 64
-
 // peek returns the breaker of key if the read map has it: never a lock, so
 // a miss says nothing.
 func (r *registry) peek(key string) *breaker {
@@ -106,25 +103,6 @@ func (r *registry) obtain(key string, s *shared) *breaker {
 	}
 	return r.track(key, s)
 }
-
-// makeRoom forgets hosts until one more fits under max, and reports whether
-// it could. The bound holds at every instant: a victim whose state changed
-// since it was picked is picked again, a few times, rather than added past.
-// Requires r.mu held.
-func (r *registry) makeRoom() bool {
-	for attempt := 0; r.max > 0 && r.evictable >= r.max; attempt++ {
-		forgot, candidates := r.evict()
-		if candidates == 0 || forgot == 0 && attempt >= maxEvictionAttempts {
-			return false
-		}
-	}
-	return true
-}
-
-// maxEvictionAttempts bounds how often eviction picks again when every
-// victim it picked changed state first: calls racing it cannot keep a new
-// host waiting long.
-const maxEvictionAttempts = 4
 
 // track adds a new, closed breaker for key, not yet counted against max
 // if it is to be isolated. Requires r.mu held.
@@ -227,133 +205,112 @@ func (r *registry) publish() {
 	r.dirty, r.misses, r.forgotten = nil, 0, r.forgotten[:0]
 }
 
-// evict forgets a batch of hosts to make room, and returns how many it
-// forgot and how many it could have picked from. Requires r.mu held.
-func (r *registry) evict() (forgot, candidates int) {
-	victims, candidates, closed := r.victims(max(1, r.max/64))
-	if r.picked != nil {
-		r.picked(victims)
-	}
-	for _, b := range victims {
-		var keep func() bool
-		if r.slots {
-			keep = b.busy // a call took a slot as it was picked
+// requestKey is the default breaker key of a request URL: its host,
+// lower-cased, with the port kept only when it is explicit and not the
+// scheme's default. It allocates only when the host has upper-case letters.
+func requestKey(u *url.URL) string {
+	host := u.Host
+	if i := portColon(host); i >= 0 {
+		if port := host[i+1:]; port == "" || port == defaultPort(u.Scheme) {
+			host = host[:i]
 		}
-		if !b.forget(closed, keep) {
-			continue // its state changed, or a call took a slot, since it was picked
-		}
-		forgot++
-		r.evictable--
-		if r.dirty[b.host] == b {
-			delete(r.dirty, b.host)
-		} else {
-			r.forgotten = append(r.forgotten, b)
-		}
+	} else if host != "" && host[0] != '[' && strings.Count(host, ":") > 1 {
+		host = "[" + host + "]" // a bare IPv6 address, as a URL should not have it
 	}
-	if len(r.forgotten) > len(r.readMap())/2 {
-		r.publish()
-	}
-	return forgot, candidates
+	return strings.ToLower(host)
 }
 
-// victims picks up to n hosts to forget: the least recently used closed
-// hosts of a sample; if the sample holds no closed host, those of a full
-// scan; if there are none, the least recently used open or half-open
-// hosts. Isolated hosts and hosts with calls holding concurrency slots are
-// never picked. candidates is the size of the pool they came from, closed
-// which pool that was. Requires r.mu held.
-func (r *registry) victims(n int) (victims []*breaker, candidates int, closed bool) {
-	var closedOnes, other []aged
-	seen, sample := 0, max(evictionSample, 2*n)
-	tick := r.tick.Load()
-	scan := func(m map[string]*breaker, full bool) {
-		for _, b := range m { // map order is random: a fair sample
-			if !full && seen >= sample {
-				return
-			}
-			if b.forgotten.Load() || b.isolated || r.slots && b.busy() {
-				continue
-			}
-			seen++
-			a := aged{b: b, age: tick - b.lastUsed.Load()} // wraps safely
-			if b.load().state() == StateClosed {
-				closedOnes = append(closedOnes, a)
-			} else {
-				other = append(other, a)
-			}
-		}
-	}
-	scan(r.dirty, false)
-	scan(r.readMap(), false)
-	if len(closedOnes) == 0 && seen >= sample { // the sample was not everything
-		seen, other = 0, other[:0]
-		scan(r.dirty, true)
-		scan(r.readMap(), true)
-	}
-	pool, closed := closedOnes, true
-	if len(pool) == 0 {
-		pool, closed = other, false
-	}
-	oldest(pool, n)
-	victims = make([]*breaker, min(n, len(pool)))
-	for i := range victims {
-		victims[i] = pool[i].b
-	}
-	return victims, len(pool), closed
-}
-
-// aged is a breaker with its age in ticks, read once: sorting on it
-// touches no breaker.
-type aged struct {
-	b   *breaker
-	age uint32
-}
-
-// oldest moves the n oldest of pool to its front, in no particular order:
-// a quickselect, linear on average, where a full sort was n log n.
-func oldest(pool []aged, n int) {
-	lo, hi := 0, len(pool)-1
-	for lo < hi && n > lo && n <= hi {
-		pivot := pool[lo+(hi-lo)/2].age
-		i, j := lo, hi
-		for i <= j { // Hoare: older ones to the left
-			for pool[i].age > pivot {
-				i++
-			}
-			for pool[j].age < pivot {
-				j--
-			}
-			if i <= j {
-				pool[i], pool[j] = pool[j], pool[i]
-				i++
-				j--
-			}
-		}
-		if n <= j {
-			hi = j
-		} else if n >= i {
-			lo = i
-		} else {
-			return
-		}
-	}
-}
-
-// forget marks the breaker forgotten, unless it is isolated, or, picked as
-// a closed host, has opened since, or keep, asked after the flag is set,
-// says to keep it (a call on the host may take a resource the flag guards:
-// whichever of the two looks second sees the other). From here on its
-// transitions are silent. Requires the registry's mu held.
-func (b *breaker) forget(wasClosed bool, keep func() bool) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.isolated || wasClosed && b.load().state() != StateClosed {
+// maybeKey reports whether a request URL's host, as it stands, can be its
+// own breaker key: whether, if a breaker is known under exactly that string,
+// requestKey would give that string too. Keys are lower-case and keep only
+// ports that are no scheme's default, so a host that matches one needs no
+// normalising — unless it ends in a port requestKey might strip. This lets
+// the request path skip requestKey for hosts already tracked.
+func maybeKey(host string) bool {
+	n := len(host)
+	if n == 0 {
 		return false
 	}
-	b.forgotten.Store(true)
-	if keep != nil && keep() {
-		b.forgotten.Store(false) // under both locks: no transition saw it
+	switch host[n-1] { // most hosts end in a letter: one comparison
+	case ':':
 		return false
+	case '0':
+		return !strings.HasSuffix(host, ":80")
+	case '3':
+		return !strings.HasSuffix(host, ":443")
 	}
 	return true
+}
+
+// portColon returns the index of the colon before host's port, or -1: in
+// "[v6]:port" the colon right after the bracket; otherwise the only colon
+// (several colons without brackets are a bare IPv6 address, no port).
+func portColon(host string) int {
+	if strings.HasPrefix(host, "[") {
+		end := strings.LastIndexByte(host, ']')
+		if end < 0 || end+1 >= len(host) || host[end+1] != ':' {
+			return -1
+		}
+		return end + 1
+	}
+	i := strings.LastIndexByte(host, ':')
+	if i < 0 || strings.IndexByte(host[:i], ':') >= 0 {
+		return -1
+	}
+	return i
+}
+
+func defaultPort(scheme string) string {
+	switch {
+	case strings.EqualFold(scheme, "http"):
+		return "80"
+	case strings.EqualFold(scheme, "https"):
+		return "443"
+	}
+	return ""
+}
+
+// normalizeHost turns what a caller passes to State, ClearState and the
+// like — a host, a host:port or an absolute URL — into a breaker key: an
+// absolute URL gets exactly the key of a request to it; a bare host is
+// lower-cased, loses any userinfo, path or empty port, and a bare IPv6
+// address gains its brackets. Every key is its own normal form:
+// normalizeHost(normalizeHost(s)) == normalizeHost(s).
+func normalizeHost(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.Index(s, "://"); i >= 0 {
+		if u, err := url.Parse(s); err == nil && u.Host != "" {
+			return requestKey(u)
+		}
+		s = s[i+3:]
+	}
+	if i := strings.IndexAny(s, "/?#"); i >= 0 {
+		s = s[:i]
+	}
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		s = s[i+1:]
+	}
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ""
+	}
+	if s[0] != '[' && strings.Count(s, ":") > 1 {
+		s = "[" + s + "]"
+	}
+	if i := portColon(s); i >= 0 && i == len(s)-1 {
+		s = strings.TrimSpace(s[:i])
+	}
+	return strings.ToLower(s)
+}
+
+// withoutDefaultPort returns key without its port when the port is 80 or 443,
+// and "" otherwise: a bare "example.com:443" most likely means the breaker of
+// https://example.com, whose key is "example.com".
+func withoutDefaultPort(key string) string {
+	if i := portColon(key); i >= 0 {
+		if port := key[i+1:]; port == "80" || port == "443" {
+			return key[:i]
+		}
+	}
+	return ""
 }

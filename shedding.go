@@ -43,3 +43,21 @@ func (sh *shedding) status(s *shared, st *HostStatus, now int64) {
 	st.Total.Shed = sh.shed.Load()
 	st.Shedding = st.State == StateClosed && st.Total.Shed > 0 && now-sh.lastShed.Load() < int64(s.policy.shedQuiet())
 }
+
+// announceShedding tells listeners, through the host's event queue, that
+// b's host, closed, starts (on) or stops shedding load. A circuit that is
+// not closed, or forgotten, has nothing to announce: its transitions carry
+// the news.
+func (b *breaker) announceShedding(s *shared, now int64, on bool) {
+	b.mu.Lock()
+	q := &b.more.events
+	if q.shedding.Load() != on && b.load().state() == StateClosed && !b.forgotten.Load() {
+		q.shedding.Store(on)
+		now = q.after(now)
+		q.lastAt = now
+		if len(s.listeners) > 0 {
+			q.pending = append(q.pending, Transition{Host: b.host, From: StateClosed, To: StateClosed, At: s.instant(now), Shedding: on})
+		}
+	}
+	b.unlockAndNotify(s)
+}

@@ -99,41 +99,21 @@ type eventQueue struct {
 // Requires mu.
 func (q *eventQueue) after(now int64) int64 { return max(now, q.lastAt) }
 
-// changed records that the host's state changed at now: a host that was
-// shedding stops first, so listeners (if heard) hear the stop before the
-// change. Requires mu.
+// changed records that the host's state changed at now. A host that was
+// shedding load stops first, so listeners (if heard) hear the stop before
+// the change. Requires mu.
 func (q *eventQueue) changed(s *shared, host string, now int64, heard bool) {
 	if heard && q.shedding.Load() {
-		q.shed(s, host, now, false)
+		q.shedding.Store(false)
+		if len(s.listeners) > 0 {
+			q.push(Transition{Host: host, From: StateClosed, To: StateClosed, At: s.instant(now)})
+		}
 	}
 	q.lastAt = now
 }
 
 // push queues ev for the listeners. Requires mu.
 func (q *eventQueue) push(ev Transition) { q.pending = append(q.pending, ev) }
-
-// shed sets the shedding flag and queues its news as a closed-to-closed
-// Transition. Requires mu.
-func (q *eventQueue) shed(s *shared, host string, now int64, on bool) {
-	q.shedding.Store(on)
-	now = q.after(now)
-	q.lastAt = now
-	if len(s.listeners) > 0 {
-		q.push(Transition{Host: host, From: StateClosed, To: StateClosed, At: s.instant(now), Shedding: on})
-	}
-}
-
-// announceShedding tells listeners that b's host, closed, starts (on) or
-// stops shedding load. The overload rules decide when; a circuit that is
-// not closed, or forgotten, has nothing to announce.
-func (b *breaker) announceShedding(s *shared, now int64, on bool) {
-	b.mu.Lock()
-	q := &b.more.events
-	if q.shedding.Load() != on && b.load().state() == StateClosed && !b.forgotten.Load() {
-		q.shed(s, b.host, now, on)
-	}
-	b.unlockAndNotify(s)
-}
 
 // unlockAndNotify releases b.mu, then delivers any queued events.
 // Requires b.mu held.
