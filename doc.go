@@ -43,9 +43,10 @@
 // The breaker key is the request URL's host, lower-cased, with the port kept
 // only when it is explicit and not the scheme's default:
 // https://API.example.com:443/x and https://api.example.com share a breaker,
-// http://127.0.0.1:8080 has its own. [WithKeyFunc] replaces the rule.
-// [Transport.State], the Is methods and [Transport.ClearState] take a host, a
-// host:port or an absolute URL. [WithMaxHosts] bounds how many hosts are
+// http://127.0.0.1:8080 has its own. [WithKeyFunc] replaces the rule, and
+// [WithKey] chooses one request's circuit. [Transport.State], the Is methods
+// and [Transport.ClearState] take a tracked key exactly as given, or else a
+// host, a host:port or an absolute URL. [WithMaxHosts] bounds how many hosts are
 // tracked; [Transport.Isolate] cuts one off by hand; [Transport.Status] and
 // [Transport.Snapshot] report states and counts.
 //
@@ -78,12 +79,13 @@
 //
 // Errors arrive wrapped in [*url.Error] through [http.Client]; match them with
 // [errors.Is] against [ErrCircuitOpen], [ErrOverloaded] or [ErrInvalidMethod],
-// and use [errors.As] to read the [*OpenError]'s host and retry time.
+// and use [errors.As] to read the [*OpenError]'s host, retry time and
+// whether the host is isolated, or the [*OverloadError]'s cause.
 //
 // # Companion packages
 //
 //   - statuspage: an HTML and JSON page of every host, with isolate and clear
-//     controls.
+//     controls for the requests the program authorizes.
 //   - github.com/httpbreaker/httpbreaker/redisstore: a [Store] over Redis, one
 //     breaker per host for a whole fleet (a module of its own).
 //   - github.com/httpbreaker/httpbreaker/integrations/retryhttp: a CheckRetry
@@ -96,6 +98,12 @@
 //     hystrix-go (a module of its own, never imported).
 //
 // # Concurrency and cost
+//
+// RoundTrip follows a fixed sequence: the key's host, its circuit, each
+// rule the policy turns on (throttling, the concurrency cap), the send, the
+// verdict counted by the circuit and then by each rule, the fleet, the
+// stale cache and the fallback. A rule the policy leaves off costs one
+// predictable branch.
 //
 // A Transport is safe for simultaneous use. It starts no goroutine and no
 // timer: an open circuit turns half-open when it is next used or inspected.
