@@ -83,6 +83,38 @@ func later(off int64, d time.Duration) int64 {
 // outgrows any Duration, so the open time has long reached its cap.
 const maxReopens = 62
 
+// The breaker's state word packs, from the low bits up: the state (2 bits),
+// the consecutive-failure count while closed (30 bits) and a generation
+// (32 bits) that every transition increments. A call remembers the
+// generation it was admitted in; its result counts only if the generation is
+// still current, so a late result never lands in a newer state.
+const (
+	stateMask  = 1<<2 - 1
+	countShift = 2
+	countMask  = maxCount
+	genShift   = 32
+)
+
+type word uint64
+
+func packWord(s State, failures int, gen uint32) word {
+	return word(s) | word(failures)<<countShift | word(gen)<<genShift
+}
+
+func (w word) state() State { return State(w & stateMask) }
+
+func (w word) failures() int { return int(w >> countShift & countMask) }
+
+func (w word) gen() uint32 { return uint32(w >> genShift) }
+
+func (w word) withFailures(n int) word {
+	return w&^(countMask<<countShift) | word(n)<<countShift
+}
+
+// maxCount bounds the count fields: the consecutive-failure count lives in
+// 30 bits of the breaker's state word.
+const maxCount = 1<<30 - 1
+
 func (b *breaker) load() word { return word(b.state.Load()) }
 
 func (b *breaker) cas(old, new word) bool {
@@ -327,15 +359,6 @@ func (b *breaker) transition(s *shared, w word, to State, now, until int64) bool
 		}
 	}
 	return true
-}
-
-// ticket is what an admitted call carries to its report: the generation it
-// was admitted in, whether it holds a probe slot, and when it was admitted
-// (a clock offset, read only for the slow-call rule).
-type ticket struct {
-	gen   uint32
-	probe bool
-	start int64
 }
 
 // counters are a host's totals. Requests is not stored: each call that
