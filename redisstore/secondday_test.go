@@ -127,9 +127,6 @@ func TestClockSkewChangesNothing(t *testing.T) {
 			assert.Equal(t, int64(1), calls.Load(), "one upstream call tripped the fleet")
 
 			// And the other way: the true clock trips, the wrong one follows for the same time.
-			status.Store(500)
-			other := up.URL + "/../"
-			_ = other
 			const host2 = "second.test"
 			byKey := func(m *member) error {
 				req, _ := http.NewRequest(http.MethodGet, up.URL, nil)
