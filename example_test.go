@@ -210,22 +210,29 @@ func ExampleClassifier() {
 // through the reset timeout without sleeping.
 func ExampleWithOnStateChange() {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	failing := true
-	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		if failing {
-			return nil, errors.New("connection refused")
+	var failing atomic.Bool
+	failing.Store(true)
+	kitchen := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if failing.Load() {
+			http.Error(w, "oven on fire", http.StatusBadGateway)
+			return
 		}
-		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: req}, nil
-	})
-	rt, _ := httpbreaker.New(base,
+		io.WriteString(w, "soup")
+	}))
+	defer kitchen.Close()
+	rt, err := httpbreaker.New(nil,
 		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 2, ResetTimeout: 30 * time.Second}),
 		httpbreaker.WithClock(func() time.Time { return now }),
 		httpbreaker.WithOnStateChange(func(host string, from, to httpbreaker.State) {
-			fmt.Printf("%s: %s -> %s\n", host, from, to)
+			fmt.Printf("kitchen: %s -> %s\n", from, to)
 		}))
+	if err != nil {
+		panic(err)
+	}
+	client := &http.Client{Transport: rt}
+	defer client.CloseIdleConnections()
 	get := func() error {
-		req, _ := http.NewRequest(http.MethodGet, "https://kitchen.example/menu", nil)
-		resp, err := rt.RoundTrip(req)
+		resp, err := client.Get(kitchen.URL + "/menu")
 		if err == nil {
 			resp.Body.Close()
 		}
@@ -238,14 +245,14 @@ func ExampleWithOnStateChange() {
 		fmt.Println("refused until", open.RetryAt.Format(time.TimeOnly))
 	}
 	now = now.Add(30 * time.Second)
-	failing = false
+	failing.Store(false)
 	get()
-	fmt.Println(rt.State("kitchen.example"))
+	fmt.Println(rt.State(kitchen.URL))
 	// Output:
-	// kitchen.example: closed -> open
+	// kitchen: closed -> open
 	// refused until 12:00:30
-	// kitchen.example: open -> half-open
-	// kitchen.example: half-open -> closed
+	// kitchen: open -> half-open
+	// kitchen: half-open -> closed
 	// closed
 }
 
@@ -255,16 +262,14 @@ func ExampleWithOnStateChange() {
 // failures.
 func ExamplePolicy() {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	calls := 0
-	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		calls++
-		status := http.StatusOK
-		if calls%2 == 0 { // every other call fails: a 50% failure rate, never 5 in a row
-			status = http.StatusBadGateway
+	var calls atomic.Int64
+	inventory := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if calls.Add(1)%2 == 0 { // every other call fails: a 50% failure rate, never 5 in a row
+			w.WriteHeader(http.StatusBadGateway)
 		}
-		return &http.Response{StatusCode: status, Body: http.NoBody, Request: req}, nil
-	})
-	rt, err := httpbreaker.New(base,
+	}))
+	defer inventory.Close()
+	rt, err := httpbreaker.New(nil,
 		httpbreaker.WithClock(func() time.Time { return now }),
 		httpbreaker.WithPolicy(httpbreaker.Policy{
 			Window:          30 * time.Second,
@@ -278,19 +283,21 @@ func ExamplePolicy() {
 	if err != nil {
 		panic(err)
 	}
+	client := &http.Client{Transport: rt}
+	defer client.CloseIdleConnections()
 	for i := 1; i <= 25; i++ {
-		req, _ := http.NewRequest(http.MethodGet, "https://inventory.example/items", nil)
-		resp, err := rt.RoundTrip(req)
-		if err != nil {
-			fmt.Printf("call %d refused: %v\n", i, err)
+		resp, err := client.Get(inventory.URL + "/items")
+		var open *httpbreaker.OpenError
+		if errors.As(err, &open) {
+			fmt.Printf("call %d refused, retry at %s\n", i, open.RetryAt.Format(time.TimeOnly))
 			break
 		}
 		resp.Body.Close()
 		now = now.Add(time.Second)
 	}
-	fmt.Println("upstream calls:", calls)
+	fmt.Println("upstream calls:", calls.Load())
 	// Output:
-	// call 21 refused: httpbreaker: circuit open for "inventory.example", retry at 2026-01-01T12:01:19Z
+	// call 21 refused, retry at 12:01:19
 	// upstream calls: 20
 }
 
