@@ -264,6 +264,23 @@ func (b *breaker) trip(s *shared, gen uint32, v verdict, force bool) (opened boo
 	return opened
 }
 
+// probe runs a half-open probe's call and reports its verdict. If call
+// panics (the base transport, the classifier), the probe is reported
+// ignored before the panic goes on: its slot is given back, and the
+// breaker never waits for a report that will not come.
+func (b *breaker) probe(s *shared, tk ticket, call func() verdict) verdict {
+	reported := false
+	defer func() {
+		if !reported {
+			b.report(s, tk, verdict{outcome: Ignore})
+		}
+	}()
+	v := call()
+	reported = true
+	b.report(s, tk, v)
+	return v
+}
+
 func (b *breaker) reportProbe(s *shared, tk ticket, v verdict) {
 	if !v.timed && (v.outcome == Failure || len(s.listeners) > 0) { // listeners hear when
 		v.at, v.timed = s.clock(), true
@@ -377,15 +394,4 @@ func (c *counters) count(o Outcome) {
 	default:
 		c.failures.Add(1)
 	}
-}
-
-func (c *counters) snapshot() Counts {
-	n := Counts{
-		Successes: c.successes.Load(),
-		Failures:  c.failures.Load(),
-		Ignored:   c.ignored.Load(),
-		Rejected:  c.rejected.Load(),
-	}
-	n.Requests = n.Successes + n.Failures + n.Ignored
-	return n
 }

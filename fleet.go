@@ -163,9 +163,10 @@ func (t *Transport) announceOpen(req *http.Request, b *breaker) {
 // caller does; ok is false if the fleet's probes are all taken. If the
 // Store fails, the local breaker decides alone. err is the caller's, if it
 // gave up meanwhile: a probe sent now would fail on its own deadline and
-// reopen the circuit of a host that may be healthy. done, to call when the
-// probe is over, tells the fleet how it ended and gives the lease back.
-func (t *Transport) fleetProbe(req *http.Request, b *breaker, tk ticket) (done func(), ok bool, err error) {
+// reopen the circuit of a host that may be healthy. done, to call with the
+// state word when the probe is over, tells the fleet how it ended and gives
+// the lease back.
+func (t *Transport) fleetProbe(req *http.Request, b *breaker, tk ticket) (done func(after word), ok bool, err error) {
 	ctx, cancel := context.WithTimeout(req.Context(), storeTimeout)
 	lease, ok, storeErr := t.fleet.store.AcquireProbe(ctx, b.host, t.s.policy.HalfOpenMaxRequests)
 	cancel()
@@ -183,15 +184,15 @@ func (t *Transport) fleetProbe(req *http.Request, b *breaker, tk ticket) (done f
 		release()
 		return nil, true, context.Cause(req.Context())
 	}
-	return func() {
-		t.announceProbe(req, b, tk)
+	return func(w word) {
+		t.announceProbe(req, b, tk, w)
 		release()
 	}, true, nil
 }
 
-// announceProbe tells the fleet how a probe ended: closed or reopened.
-func (t *Transport) announceProbe(req *http.Request, b *breaker, tk ticket) {
-	w := b.load()
+// announceProbe tells the fleet how a probe ended, given the state word
+// after it: closed or reopened.
+func (t *Transport) announceProbe(req *http.Request, b *breaker, tk ticket, w word) {
 	if w.gen() == tk.gen {
 		return // still half-open: an ignored probe, or more successes needed
 	}

@@ -23,6 +23,18 @@ type Counts struct {
 	Shed uint64 `json:"shed"`
 }
 
+// snapshot reads the counters as Counts: Requests is their sum.
+func (c *counters) snapshot() Counts {
+	n := Counts{
+		Successes: c.successes.Load(),
+		Failures:  c.failures.Load(),
+		Ignored:   c.ignored.Load(),
+		Rejected:  c.rejected.Load(),
+	}
+	n.Requests = n.Successes + n.Failures + n.Ignored
+	return n
+}
+
 // HostStatus describes one host's circuit at one moment. As JSON its
 // fields are snake_case, the state is its name, and zero times and zero
 // overload figures (Throttle, InFlight, Shedding) are left out.

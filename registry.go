@@ -86,16 +86,19 @@ func (r *registry) touch(b *breaker) {
 	}
 }
 
-// obtain returns the breaker of key, tracking it, closed, on first use. It
-// returns nil when the bound leaves no room: every host eviction could
-// forget has calls in flight.
+// obtain returns the breaker of key, tracking it, closed, on first use,
+// and records the use for eviction's recency order. It returns nil when
+// the bound leaves no room: every host eviction could forget has calls in
+// flight.
 func (r *registry) obtain(key string, s *shared) *breaker {
 	if b := r.peek(key); b != nil {
+		r.touch(b)
 		return b
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if b := r.missed(key); b != nil {
+		r.touch(b)
 		return b
 	}
 	if !r.makeRoom() {

@@ -1,9 +1,6 @@
 package httpbreaker
 
-import (
-	"net/http"
-	"sync/atomic"
-)
+import "sync/atomic"
 
 // throttle is a host's adaptive client-side throttling (Policy.Throttle,
 // the Google SRE book's): while the circuit is closed it refuses calls
@@ -32,11 +29,11 @@ func newThrottle(host string) *throttle {
 	return &throttle{refusal: OverloadError{Host: host, Throttled: true}}
 }
 
-// refuses draws whether the throttle refuses a call made with req. While
-// the window holds nothing but accepts — a healthy host — it costs two
-// atomic loads per window and reads no clock. Probes are never throttled:
-// the caller asks only for calls the circuit admitted closed.
-func (th *throttle) refuses(s *shared, req *http.Request) bool {
+// refuses draws whether the throttle refuses a call of criticality c.
+// While the window holds nothing but accepts — a healthy host — it costs
+// two atomic loads per window and reads no clock. Probes are never
+// throttled: the caller asks only for calls the circuit admitted closed.
+func (th *throttle) refuses(s *shared, c Criticality) bool {
 	if !th.calls.failedWithin(th.calls.newest.Load()) {
 		return false // nothing but accepts: p is 0 for Throttle ≥ 1
 	}
@@ -44,10 +41,6 @@ func (th *throttle) refuses(s *shared, req *http.Request) bool {
 	p := th.probability(s, index)
 	if p == 0 {
 		return false
-	}
-	c := Critical
-	if controlsSeen.Load() {
-		c = controlsOf(req.Context()).criticality
 	}
 	mix := th.attempts()
 	mix[c+1].record(index, true)

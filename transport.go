@@ -105,7 +105,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req == nil {
 		return nil, errNilRequest
 	}
-	b, err := t.breakerFor(req) // the key's host
+	b, criticality, err := t.breakerFor(req) // the key's host
 	switch {
 	case err != nil:
 		closeBody(req)
@@ -117,7 +117,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if open != nil {
 		return t.refuse(req, b, open)
 	}
-	if t.s.throttles && !tk.probe && b.more.throttle.refuses(&t.s, req) { // the throttle
+	if t.s.throttles && !tk.probe && b.more.throttle.refuses(&t.s, criticality) { // the throttle
 		return t.shed(req, b, tk, &b.more.throttle.refusal)
 	}
 	if t.s.caps { // the concurrency cap
@@ -164,25 +164,27 @@ func (t *Transport) account(b *breaker, v verdict) {
 	b.more.shedding.afterCall(&t.s, b, v)
 }
 
-// breakerFor returns the breaker of req's key, or why req cannot be sent,
-// or neither for a request whose context says WithoutBreaker or whose new
-// key finds no room under WithMaxHosts.
-func (t *Transport) breakerFor(req *http.Request) (*breaker, error) {
+// breakerFor returns the breaker of req's key and the request's
+// criticality, or why req cannot be sent, or no breaker for a request whose
+// context says WithoutBreaker or whose new key finds no room under
+// WithMaxHosts. It reads the request's controls once (context.go).
+func (t *Transport) breakerFor(req *http.Request) (*breaker, Criticality, error) {
 	switch {
 	case t.base == nil:
-		return nil, errNotNew
+		return nil, 0, errNotNew
 	case req.URL == nil:
-		return nil, errNilURL
+		return nil, 0, errNilURL
 	case !t.methods.allows(req.Method):
-		return nil, &methodError{method: req.Method}
+		return nil, 0, &methodError{method: req.Method}
 	}
 	var key string
+	var criticality Criticality
 	if controlsSeen.Load() {
 		c := controlsOf(req.Context())
 		if c.bypass {
-			return nil, nil
+			return nil, 0, nil
 		}
-		key = c.key
+		key, criticality = c.key, c.criticality
 	}
 	switch {
 	case key != "": // WithKey
@@ -192,19 +194,15 @@ func (t *Transport) breakerFor(req *http.Request) (*breaker, error) {
 		if host := req.URL.Host; maybeKey(host) {
 			if b := t.hosts.peek(host); b != nil {
 				t.hosts.touch(b)
-				return b, nil // a tracked host, already in normal form
+				return b, criticality, nil // a tracked host, already in normal form
 			}
 		}
 		key = requestKey(req.URL)
 	}
 	if key == "" {
-		return nil, errEmptyHost
+		return nil, 0, errEmptyHost
 	}
-	b := t.hosts.obtain(key, &t.s)
-	if b != nil {
-		t.hosts.touch(b)
-	}
-	return b, nil
+	return t.hosts.obtain(key, &t.s), criticality, nil
 }
 
 // send passes req, admitted by b (nil for none), to the base transport. A
@@ -228,9 +226,8 @@ func (t *Transport) send(req *http.Request, b *breaker) (*http.Response, error) 
 	return oneOf(resp, err, errNilResponse)
 }
 
-// probe sends a half-open probe. If the base transport or the classifier
-// panics, the probe's slot is given back before the panic goes on, so the
-// breaker never waits for a report that will not come.
+// probe sends a half-open probe, after taking one of the fleet's leases
+// if there is a fleet; the breaker runs the call and hears its verdict.
 func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Response, error) {
 	if t.fleet != nil {
 		done, ok, err := t.fleetProbe(req, b, tk)
@@ -243,18 +240,14 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 			closeBody(req)
 			return nil, err
 		}
-		defer done()
+		defer func() { done(b.load()) }() // tells the fleet what the probe did
 	}
-	reported := false
-	defer func() {
-		if !reported {
-			b.report(&t.s, tk, verdict{outcome: Ignore})
-		}
-	}()
-	resp, err := t.send(req, b)
-	v := t.judge(req, tk, resp, err)
-	reported = true
-	b.report(&t.s, tk, v)
+	var resp *http.Response
+	var err error
+	v := b.probe(&t.s, tk, func() verdict {
+		resp, err = t.send(req, b)
+		return t.judge(req, tk, resp, err)
+	})
 	if t.stale != nil {
 		return t.staleIfError(req, resp, err, v.outcome)
 	}
