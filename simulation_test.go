@@ -230,7 +230,7 @@ var simPolicies = []struct {
 	{"throttle K=1.1, MaxConcurrent 50", httpbreaker.Policy{ResetTimeout: 5 * time.Second, Window: 10 * time.Second, Throttle: 1.1, MaxConcurrent: 50}},
 }
 
-// TestOverloadSimulation prints the table README quotes, and checks what
+// TestOverloadSimulation prints the table docs/overload.md quotes, and checks what
 // it must show: under partial overload throttling delivers more goodput
 // than either binary breaker, in an outage it sends no more upstream, and
 // the concurrency cap bounds the goroutines a slow host holds.

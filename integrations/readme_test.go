@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -178,6 +179,17 @@ func TestREADMESnippetsAreCompiled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	docs, err := filepath.Glob("../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range docs {
+		text, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readme = append(readme, text...)
+	}
 	self, err := os.ReadFile("readme_test.go")
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +201,7 @@ func TestREADMESnippetsAreCompiled(t *testing.T) {
 	}
 	for _, b := range blocks {
 		if !strings.Contains(compiled, unindent(b[1])) {
-			t.Errorf("this README snippet is not in readme_test.go, so nothing compiles it:\n%s", b[1])
+			t.Errorf("this snippet of the README or docs/ is not in readme_test.go, so nothing compiles it:\n%s", b[1])
 		}
 	}
 }

@@ -33,7 +33,7 @@
 // Keys live under the prefix, with the host escaped so that no host can
 // collide with or reach into another's keys, and in braces so that a
 // host's keys share one Redis Cluster hash slot; every key has a TTL. The
-// README's fleet section lists the commands and key patterns a
+// fleet guide (docs/fleet.md) lists the commands and key patterns a
 // least-privilege ACL user needs, and why maxmemory-policy must be
 // noeviction.
 package redisstore
