@@ -3,6 +3,7 @@ package httpbreaker
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -26,6 +27,10 @@ func newMethodTable(methods []string) (methodTable, error) {
 	for _, m := range methods {
 		if !isToken(m) {
 			return nil, fmt.Errorf("httpbreaker: WithMethods: %q is not a valid method token", m)
+		}
+		if upper := strings.ToUpper(m); upper != m && slices.Contains(DefaultMethods, upper) {
+			// methods are case-sensitive: "get" would refuse every GET
+			return nil, fmt.Errorf("httpbreaker: WithMethods: %q is not %q: methods are case-sensitive (RFC 9110 §9.1)", m, upper)
 		}
 		if !table.allows(m) {
 			table = append(table, m)

@@ -30,7 +30,9 @@ type config struct {
 
 // WithPolicy sets the thresholds and timeouts; see [Policy] for the defaults
 // its zero fields take. The policy is copied: later changes to p have no
-// effect.
+// effect. Given more than once, the last one wins whole: it replaces the
+// earlier Policy, and the fields it leaves zero take their defaults, not
+// the earlier values — merge fields into one Policy rather than layer them.
 func WithPolicy(p Policy) Option {
 	return func(c *config) error {
 		c.policy = p

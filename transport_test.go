@@ -83,6 +83,14 @@ func TestWithMethods(t *testing.T) {
 		_, err := httpbreaker.New(nil, httpbreaker.WithMethods(bad...))
 		assert.Error(t, err, "%q", bad)
 	}
+	// A standard method in lower case would refuse every request that
+	// spells it right: New says so instead.
+	for _, misspelled := range []string{"get", "Post", "delete"} {
+		_, err := httpbreaker.New(nil, httpbreaker.WithMethods("PURGE", misspelled))
+		assert.ErrorContains(t, err, "case-sensitive", misspelled)
+	}
+	_, err := httpbreaker.New(nil, httpbreaker.WithMethods("purge"))
+	assert.NoError(t, err, "a method no standard names may be spelled as the server expects")
 }
 
 func TestNewRejectsBadConfiguration(t *testing.T) {
