@@ -1,12 +1,19 @@
 # The README's two commands for a fresh machine: `make demo` and `make test`.
 GO ?= go
 
-.PHONY: demo fleet-demo test test-cluster consumer-check bench bench-core simulate fuzz fmt
+.PHONY: help demo fleet-demo test test-cluster consumer-check bench bench-core simulate fuzz fmt lint vuln
+
+MODULES = . bench integrations integrations/retryhttp integrations/breakermetrics integrations/breakerotel redisstore examples/fleet
+STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOVULNCHECK = golang.org/x/vuln/cmd/govulncheck@v1.9.0
+
+help: ## this list: each target and what it does
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /\1\t/' | expand -t 16
 
 FUZZ_TARGETS = FuzzNormalizeHost FuzzKeysAgree FuzzRetryAfter FuzzMethods FuzzRoundTrip
 FUZZTIME ?= 60s
 
-demo: ## the seed's restaurant menu, through httpbreaker
+demo: ## a restaurant's menu through httpbreaker: the last good menu while the kitchen fails
 	$(GO) run ./examples/menu
 
 fleet-demo: ## 4 members against a failing upstream: local breakers vs one shared through Redis
@@ -61,5 +68,16 @@ fuzz: ## each fuzz target for $(FUZZTIME); make test runs their seed corpora
 		$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) . || exit 1; \
 	done
 
-fmt:
+fmt: ## gofmt -w the tree
 	gofmt -w .
+
+lint: ## gofmt, go vet and staticcheck on every module
+	@unformatted=$$(gofmt -l .); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	@for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...) || exit 1; done
+
+vuln: ## govulncheck on every library module (needs vuln.go.dev; says so and skips when offline)
+	@if ! $(GO) run $(GOVULNCHECK) -version >/dev/null 2>&1 || ! curl -sf --max-time 5 -o /dev/null https://vuln.go.dev/index/modules.json.gz; then \
+		echo "make vuln: skipped: vuln.go.dev (or the module proxy) is not reachable from here"; exit 0; fi; \
+	for m in . redisstore integrations/retryhttp integrations/breakermetrics integrations/breakerotel; do \
+		echo "== $$m"; (cd $$m && $(GO) run $(GOVULNCHECK) ./...) || exit 1; done
