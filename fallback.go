@@ -258,8 +258,18 @@ func (c *staleCache) drop(el *list.Element) {
 	c.used -= e.size
 }
 
-// serve returns the kept response for req, or nil.
-func (c *staleCache) serve(req *http.Request, now time.Time) *http.Response {
+// Warnings on a stale response (RFC 7234 §5.5, which stale-if-error's RFC
+// 5861 builds on): every stale response says so; one served because a call
+// to the host failed says also that the attempt failed, which tells a retry
+// layer above that a retry may get a fresh one.
+const (
+	warnStale  = `110 - "Response is Stale"`
+	warnFailed = `111 - "Revalidation Failed"`
+)
+
+// serve returns the kept response for req, or nil; failed says it answers
+// a call that failed rather than one refused.
+func (c *staleCache) serve(req *http.Request, now time.Time, failed bool) *http.Response {
 	if !isGet(req) {
 		return nil
 	}
@@ -280,7 +290,10 @@ func (c *staleCache) serve(req *http.Request, now time.Time) *http.Response {
 		}
 	}
 	header := e.header.Clone()
-	header.Add("Warning", `110 - "Response is Stale"`)
+	header.Add("Warning", warnStale)
+	if failed {
+		header.Add("Warning", warnFailed)
+	}
 	age := e.initialAge + max(now.Sub(e.arrivedAt), 0)
 	header.Set("Age", strconv.FormatInt(int64(age/time.Second), 10))
 	return &http.Response{
@@ -302,11 +315,11 @@ func (c *staleCache) serve(req *http.Request, now time.Time) *http.Response {
 func (t *Transport) staleIfError(req *http.Request, resp *http.Response, err error, o Outcome) (*http.Response, error) {
 	switch {
 	case err != nil && !callerCanceled(req):
-		if stale := t.stale.serve(req, t.s.now()); stale != nil {
+		if stale := t.stale.serve(req, t.s.now(), true); stale != nil {
 			return stale, nil
 		}
 	case err == nil && resp.StatusCode >= 500:
-		if stale := t.stale.serve(req, t.s.now()); stale != nil {
+		if stale := t.stale.serve(req, t.s.now(), true); stale != nil {
 			discard(resp)
 			return stale, nil
 		}

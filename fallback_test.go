@@ -94,7 +94,8 @@ func TestStaleIfErrorServesTheLastGoodResponse(t *testing.T) {
 	require.NoError(t, err, "a 5xx is replaced")
 	assert.Equal(t, 200, resp.StatusCode)
 	assert.Equal(t, "fresh /menu", body)
-	assert.Equal(t, `110 - "Response is Stale"`, resp.Header.Get("Warning"))
+	assert.Equal(t, []string{`110 - "Response is Stale"`, `111 - "Revalidation Failed"`}, resp.Header.Values("Warning"),
+		"stale, and because an attempt failed")
 	assert.Equal(t, "30", resp.Header.Get("Age"))
 	assert.Equal(t, "text/plain", resp.Header.Get("Content-Type"))
 	require.Len(t, up.swallow, 1)
@@ -112,7 +113,7 @@ func TestStaleIfErrorServesTheLastGoodResponse(t *testing.T) {
 	resp, body, err = fetch(t, rt, host+"/menu")
 	require.NoError(t, err, "a refusal is replaced")
 	assert.Equal(t, "fresh /menu", body)
-	assert.Equal(t, `110 - "Response is Stale"`, resp.Header.Get("Warning"))
+	assert.Equal(t, []string{`110 - "Response is Stale"`}, resp.Header.Values("Warning"), "stale; nothing was attempted")
 
 	_, _, err = fetch(t, rt, host+"/other")
 	assert.ErrorIs(t, err, httpbreaker.ErrCircuitOpen, "nothing kept for that URL")

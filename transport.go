@@ -295,7 +295,7 @@ func (t *Transport) refuse(req *http.Request, b *breaker, refused error) (*http.
 	b.counts.rejected.Add(1)
 	closeBody(req)
 	if t.stale != nil {
-		if stale := t.stale.serve(req, t.s.now()); stale != nil {
+		if stale := t.stale.serve(req, t.s.now(), false); stale != nil {
 			return stale, nil
 		}
 	}

@@ -158,6 +158,7 @@ func readmeRetryablehttp(rt *httpbreaker.Transport) *retryablehttp.Client {
 	client := retryablehttp.NewClient()
 	client.HTTPClient.Transport = rt // an *httpbreaker.Transport
 	client.CheckRetry = retryhttp.CheckRetry
+	client.ErrorHandler = retryhttp.ErrorHandler // the stale answer, once the retries are spent
 	return client
 }
 

@@ -6,12 +6,15 @@
 //	client := retryablehttp.NewClient()
 //	client.HTTPClient.Transport = rt
 //	client.CheckRetry = retryhttp.CheckRetry
+//	client.ErrorHandler = retryhttp.ErrorHandler // with WithStaleIfError: the stale answer, once retries are spent
 package retryhttp
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -27,12 +30,56 @@ import (
 // not allowed, and otherwise defers to [retryablehttp.DefaultRetryPolicy].
 // The error the client returns then matches httpbreaker.ErrCircuitOpen,
 // httpbreaker.ErrOverloaded or httpbreaker.ErrInvalidMethod with errors.Is.
+//
+// Under [httpbreaker.WithStaleIfError], a stale answer the Transport served
+// because the call failed (a 5xx, a transport error: it carries Warning
+// 111) is retried like the failure it stands for, so a one-off 503 gets its
+// retry; a stale answer to a refusal is returned at once. Give the client
+// [ErrorHandler] too, so that the stale answer reaches the caller once the
+// retries are spent.
 func CheckRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if errors.Is(err, httpbreaker.ErrCircuitOpen) || errors.Is(err, httpbreaker.ErrOverloaded) ||
 		errors.Is(err, httpbreaker.ErrInvalidMethod) {
 		return false, nil
 	}
+	if err == nil && staleAfterFailure(resp) && ctx.Err() == nil {
+		return true, nil
+	}
 	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+}
+
+// ErrorHandler is a [retryablehttp.ErrorHandler] for clients whose Transport
+// keeps stale answers ([httpbreaker.WithStaleIfError]): when the retries are
+// spent on a stale answer, the caller gets it; otherwise it does what
+// retryablehttp does without a handler — close the last response and
+// return an error saying how many attempts were made.
+func ErrorHandler(resp *http.Response, err error, attempts int) (*http.Response, error) {
+	if err == nil && resp != nil && isStale(resp) {
+		return resp, nil
+	}
+	if resp != nil {
+		_ = resp.Body.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("retryhttp: giving up after %d attempt(s): %w", attempts, err)
+	}
+	return nil, fmt.Errorf("retryhttp: giving up after %d attempt(s): last status %s", attempts, resp.Status)
+}
+
+// isStale reports whether resp is a stale answer of the Transport's
+// (Warning 110), and staleAfterFailure whether it stands for a call that
+// failed (Warning 111, "Revalidation Failed").
+func isStale(resp *http.Response) bool { return hasWarning(resp, "110 ") }
+
+func staleAfterFailure(resp *http.Response) bool { return resp != nil && hasWarning(resp, "111 ") }
+
+func hasWarning(resp *http.Response, code string) bool {
+	for _, w := range resp.Header.Values("Warning") {
+		if strings.HasPrefix(w, code) {
+			return true
+		}
+	}
+	return false
 }
 
 // Waiter is a CheckRetry that waits for the breaker instead of giving up

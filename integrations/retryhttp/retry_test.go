@@ -3,6 +3,7 @@ package retryhttp_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -183,4 +184,80 @@ func TestWaiterGivesUpOnIsolatedHostsAndCanceledContexts(t *testing.T) {
 	ok, err := retryhttp.Waiter{MaxWait: 2 * time.Hour}.CheckRetry(ctx, nil, &httpbreaker.OpenError{State: httpbreaker.StateOpen, RetryAt: time.Now().Add(time.Hour)})
 	assert.False(t, ok)
 	assert.ErrorIs(t, err, context.Canceled)
+}
+
+// Under WithStaleIfError, a one-off 503 is retried (the retry gets a fresh
+// answer), not answered from the stale cache; the stale answer comes once
+// the retries are spent, and at once when the circuit refuses.
+func TestRetriesComeBeforeTheStaleAnswer(t *testing.T) {
+	var calls atomic.Int64
+	var failures atomic.Int64 // how many of the next calls fail
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		n := calls.Add(1)
+		if failures.Add(-1) >= 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("menu " + string(rune('0'+n))))
+	}))
+	t.Cleanup(srv.Close)
+	rt, err := httpbreaker.New(nil, httpbreaker.WithStaleIfError(1<<20),
+		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 5}))
+	require.NoError(t, err)
+	t.Cleanup(rt.CloseIdleConnections)
+	client := retryingClient(rt, retryhttp.CheckRetry)
+	client.RetryMax = 2
+	client.ErrorHandler = retryhttp.ErrorHandler
+	get := func() (string, []string, error) {
+		resp, err := client.Get(srv.URL)
+		if err != nil {
+			return "", nil, err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return string(body), resp.Header.Values("Warning"), err
+	}
+
+	body, warnings, err := get() // kept for later
+	require.NoError(t, err)
+	require.Equal(t, "menu 1", body)
+	require.Empty(t, warnings)
+
+	failures.Store(1) // a one-off 503
+	body, warnings, err = get()
+	require.NoError(t, err)
+	assert.Equal(t, "menu 3", body, "the retry got a fresh answer, not the stale one")
+	assert.Empty(t, warnings)
+
+	failures.Store(3) // down for longer than the retries last
+	before := calls.Load()
+	body, warnings, err = get()
+	require.NoError(t, err, "the stale answer once the retries are spent")
+	assert.Equal(t, "menu 3", body)
+	assert.Contains(t, warnings, `111 - "Revalidation Failed"`)
+	assert.Equal(t, int64(3), calls.Load()-before, "one call and two retries")
+
+	rt.Isolate(srv.URL) // refused: the stale answer at once, no retry
+	before = calls.Load()
+	body, warnings, err = get()
+	require.NoError(t, err)
+	assert.Equal(t, "menu 3", body)
+	assert.Equal(t, []string{`110 - "Response is Stale"`}, warnings)
+	assert.Zero(t, calls.Load()-before)
+}
+
+// Without a stale answer, ErrorHandler gives up as retryablehttp does,
+// saying how many attempts were made, with the response closed.
+func TestErrorHandlerWithoutAStaleAnswer(t *testing.T) {
+	srv, _, _ := downServer(t)
+	rt, err := httpbreaker.New(nil, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 100}))
+	require.NoError(t, err)
+	t.Cleanup(rt.CloseIdleConnections)
+	client := retryingClient(rt, retryhttp.CheckRetry)
+	client.RetryMax = 1
+	client.ErrorHandler = retryhttp.ErrorHandler
+	_, err = client.Get(srv.URL)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "giving up after 2 attempt(s)")
+	assert.Contains(t, err.Error(), "503")
 }
