@@ -43,17 +43,18 @@ func run(out io.Writer, clk clock) error {
 	}
 	defer k.close()
 
+	site := &website{url: k.url, kitchen: k, out: out}
 	rt, err := httpbreaker.New(nil,
 		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 3, ResetTimeout: resetTimeout}),
 		httpbreaker.WithStaleIfError(1<<20), // keep up to 1 MiB of last good menus
 		httpbreaker.WithClock(clk.Now),
 		httpbreaker.WithOnStateChange(func(_ string, from, to httpbreaker.State) {
-			fmt.Fprintf(out, "      (kitchen circuit: %s -> %s)\n", from, to)
+			site.note(fmt.Sprintf("      (kitchen circuit: %s -> %s)", from, to))
 		}))
 	if err != nil {
 		return err
 	}
-	site := &website{client: &http.Client{Transport: rt, Timeout: 5 * time.Second}, url: k.url, kitchen: k, out: out}
+	site.client = &http.Client{Transport: rt, Timeout: 5 * time.Second}
 	defer site.client.CloseIdleConnections()
 
 	fmt.Fprintf(out, "The restaurant's website fetches its menu through httpbreaker\n"+
@@ -83,10 +84,21 @@ type website struct {
 	kitchen *kitchen
 	out     io.Writer
 	views   int
+	notes   []string // what the circuit did during the view, printed after it
 }
+
+// note keeps a line about the circuit for the end of the current view: the
+// listener runs during the view's request, before the view is printed.
+func (s *website) note(line string) { s.notes = append(s.notes, line) }
 
 func (s *website) show() {
 	s.views++
+	defer func() {
+		for _, line := range s.notes {
+			fmt.Fprintln(s.out, line)
+		}
+		s.notes = nil
+	}()
 	before := s.kitchen.served.Load()
 	resp, err := s.client.Get(s.url)
 	called := s.kitchen.served.Load() > before

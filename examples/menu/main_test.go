@@ -42,15 +42,15 @@ func TestDemo(t *testing.T) {
 -- the kitchen's menu database goes down --
 [2] the kitchen failed; last good menu (stale): Tomato soup, Sourdough bread, Apple pie
 [3] the kitchen failed; last good menu (stale): Tomato soup, Sourdough bread, Apple pie
-      (kitchen circuit: closed -> open)
 [4] the kitchen failed; last good menu (stale): Tomato soup, Sourdough bread, Apple pie
+      (kitchen circuit: closed -> open)
 [5] circuit open, kitchen not called; last good menu (stale): Tomato soup, Sourdough bread, Apple pie
 [6] circuit open, kitchen not called; last good menu (stale): Tomato soup, Sourdough bread, Apple pie
 
 -- the database is back; the site waits 2s for the reset timeout --
+[7] fresh menu: Tomato soup, Sourdough bread, Apple pie, Lemon tart
       (kitchen circuit: open -> half-open)
       (kitchen circuit: half-open -> closed)
-[7] fresh menu: Tomato soup, Sourdough bread, Apple pie, Lemon tart
 [8] fresh menu: Tomato soup, Sourdough bread, Apple pie, Lemon tart
 
 The kitchen got 6 requests for 8 page views: the breaker spared it 2 while it was down.
