@@ -49,6 +49,12 @@ func (o Outcome) normal() Outcome {
 // When the request's own context was canceled, err matches
 // [context.Canceled] with [errors.Is] whatever the base returned (net/http
 // returns the cancellation's cause, errgroup's for one), and unwraps to it.
+//
+// The classifiers that come with the package: [DefaultClassifier] (only a
+// 200 succeeds, the default), [ServerErrorClassifier] (for REST APIs and
+// crawlers: only 5xx, 429, 408 and transport errors fail) and
+// [SuccessStatus] (the codes you list succeed). The first two are funcs of
+// this type, so the docs list them under [Outcome], what they return.
 type Classifier func(resp *http.Response, err error) Outcome
 
 // DefaultClassifier is the strict rule: a call succeeds only if the

@@ -2,7 +2,8 @@
 // [http.RoundTripper] that wraps any transport and keeps one breaker per
 // target host.
 //
-//	rt, err := httpbreaker.New(nil) // nil: a pooled transport of its own
+//	rt, err := httpbreaker.New(nil, // nil: a pooled transport of its own
+//		httpbreaker.WithClassifier(httpbreaker.ServerErrorClassifier)) // a REST API: only 5xx, 429, 408 and transport errors fail
 //	if err != nil { ... }
 //	client := &http.Client{Transport: rt, Timeout: 10 * time.Second}
 //	resp, err := client.Get("https://api.example.com/menu")
