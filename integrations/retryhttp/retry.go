@@ -103,7 +103,7 @@ func (w Waiter) CheckRetry(ctx context.Context, resp *http.Response, err error) 
 	if !errors.As(err, &open) {
 		return CheckRetry(ctx, resp, err)
 	}
-	if open.Isolated || open.RetryAt.IsZero() { // isolated: no time is promised
+	if open.RetryAt.IsZero() { // isolated: no time is promised
 		return false, nil
 	}
 	now, sleep := w.Now, w.Sleep
