@@ -59,8 +59,8 @@ bench-core: ## the root package's hot-path benchmarks: bare, floor and httpbreak
 	$(GO) test -run '^$$' -bench 'RoundTrip' -benchmem -count 6 . > bench-core.txt
 	cd bench && $(GO) tool benchstat ../bench-core.txt
 
-simulate: ## the overload simulation: binary breakers and throttling on the same traffic (deterministic)
-	$(GO) test -count 1 -run 'TestOverloadSimulation|TestCriticalitySimulation' -v . -args -sim.minutes 10 | grep -v '^=== RUN'
+simulate: ## the overload simulations: breakers and throttling, and caps in front of a host with a capacity knee (deterministic)
+	$(GO) test -count 1 -run 'TestOverloadSimulation|TestCriticalitySimulation|TestConcurrencySimulation' -v . -args -sim.minutes 10 | grep -v '^=== RUN'
 
 fuzz: ## each fuzz target for $(FUZZTIME); make test runs their seed corpora
 	@for target in $(FUZZ_TARGETS); do \
