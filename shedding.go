@@ -52,12 +52,19 @@ func (b *breaker) announceShedding(s *shared, now int64, on bool) {
 	b.mu.Lock()
 	q := &b.more.events
 	if q.shedding.Load() != on && b.load().state() == StateClosed && !b.forgotten.Load() {
-		q.shedding.Store(on)
-		now = q.after(now)
-		q.lastAt = now
-		if len(s.listeners) > 0 {
-			q.pending = append(q.pending, Transition{Host: b.host, From: StateClosed, To: StateClosed, At: s.instant(now), Shedding: on})
-		}
+		q.shedNews(s, b.host, q.after(now), on)
 	}
 	b.unlockAndNotify(s)
+}
+
+// shedNews sets the shedding flag and queues the news, a closed-to-closed
+// Transition at now, for the listeners: the one place a start or stop is
+// written, whether the rules decide it or a state change ends it.
+// Requires the breaker's mu.
+func (q *eventQueue) shedNews(s *shared, host string, now int64, on bool) {
+	q.shedding.Store(on)
+	q.lastAt = now
+	if len(s.listeners) > 0 {
+		q.pending = append(q.pending, Transition{Host: host, From: StateClosed, To: StateClosed, At: s.instant(now), Shedding: on})
+	}
 }

@@ -104,10 +104,7 @@ func (q *eventQueue) after(now int64) int64 { return max(now, q.lastAt) }
 // the change. Requires mu.
 func (q *eventQueue) changed(s *shared, host string, now int64, heard bool) {
 	if heard && q.shedding.Load() {
-		q.shedding.Store(false)
-		if len(s.listeners) > 0 {
-			q.push(Transition{Host: host, From: StateClosed, To: StateClosed, At: s.instant(now)})
-		}
+		q.shedNews(s, host, now, false)
 	}
 	q.lastAt = now
 }
