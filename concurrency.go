@@ -41,7 +41,9 @@ func (c *concurrencyCap) release() { c.inFlight.Add(-1) }
 func (c *concurrencyCap) busy() bool { return c.inFlight.Load() > 0 }
 
 // status fills the cap's part of a host's status.
-func (c *concurrencyCap) status(st *HostStatus) { st.InFlight = int(c.inFlight.Load()) }
+func (c *concurrencyCap) status(s *shared, st *HostStatus) {
+	st.InFlight, st.Limit = int(c.inFlight.Load()), s.policy.MaxConcurrent
+}
 
 // send passes req to t's base for a call holding one of c's slots: the slot
 // is given back when the base returns an error or panics, at once for a

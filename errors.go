@@ -72,6 +72,10 @@ type OverloadError struct {
 	// Throttled is set for a refusal by adaptive throttling, unset for one
 	// by the concurrency cap.
 	Throttled bool
+	// Adaptive is set for a refusal by the concurrency cap when its limit
+	// is adaptive (Policy.AdaptiveConcurrency): the host's latency said it
+	// queues.
+	Adaptive bool
 }
 
 // Error describes the refusal.
@@ -79,6 +83,9 @@ func (e *OverloadError) Error() string {
 	msg := "httpbreaker: " + strconv.Quote(e.Host) + " overloaded"
 	if e.Throttled {
 		return msg + ", call throttled"
+	}
+	if e.Adaptive {
+		return msg + ", adaptive concurrency limit reached"
 	}
 	return msg + ", MaxConcurrent calls in flight"
 }

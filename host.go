@@ -21,6 +21,7 @@ type hostMore struct {
 
 	throttle *throttle       // Policy.Throttle: throttle.go
 	slots    *concurrencyCap // Policy.MaxConcurrent: concurrency.go
+	limit    *adaptiveLimit  // Policy.AdaptiveConcurrency: adaptive.go
 	shedding *shedding       // either: their refusals, shedding.go
 }
 
@@ -40,6 +41,9 @@ func newHost(key string, s *shared) *breaker {
 	}
 	if s.caps {
 		m.slots = newConcurrencyCap(key)
+	}
+	if s.adapts {
+		m.limit = newAdaptiveLimit(key, s)
 	}
 	if s.sheds {
 		m.shedding = new(shedding)
@@ -61,7 +65,10 @@ func (b *breaker) hostStatus(s *shared) HostStatus {
 		m.throttle.status(s, &st, now)
 	}
 	if s.caps {
-		m.slots.status(&st)
+		m.slots.status(s, &st)
+	}
+	if s.adapts {
+		m.limit.status(&st)
 	}
 	return st
 }
@@ -70,6 +77,9 @@ func (b *breaker) hostStatus(s *shared) HostStatus {
 func (b *breaker) clearRules(s *shared) {
 	if s.throttles {
 		b.more.throttle.reset()
+	}
+	if s.adapts {
+		b.more.limit.reset(s)
 	}
 }
 

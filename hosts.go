@@ -37,7 +37,7 @@ func (c *counters) snapshot() Counts {
 
 // HostStatus describes one host's circuit at one moment. As JSON its
 // fields are snake_case, the state is its name, and zero times and zero
-// overload figures (Throttle, InFlight, Shedding) are left out.
+// overload figures (Throttle, InFlight, Limit, Shedding) are left out.
 type HostStatus struct {
 	// Host is the breaker key.
 	Host string `json:"host"`
@@ -59,6 +59,10 @@ type HostStatus struct {
 	// InFlight is how many calls hold a slot now; counted only when
 	// Policy.MaxConcurrent is set.
 	InFlight int `json:"in_flight,omitzero"`
+	// Limit is the cap on calls in flight now: MaxConcurrent when
+	// static, the adaptive limit under AdaptiveConcurrency, 0 when
+	// uncapped.
+	Limit int `json:"limit,omitzero"`
 	// Shedding is set while a closed circuit refuses calls for overload:
 	// one was refused within the last Window (10s without one). Such a
 	// host is up but not healthy.

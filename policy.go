@@ -83,8 +83,20 @@ type Policy struct {
 	// call is in flight from admission until its response body is closed
 	// or read to the end (or a read fails), or until RoundTrip returns an
 	// error; a body dropped without Close is released when the garbage
-	// collector finds it. 0: unlimited, at no cost.
+	// collector finds it. 0: unlimited, at no cost. Under
+	// AdaptiveConcurrency it is the adaptive limit's ceiling, and 0 means
+	// DefaultMaxConcurrent.
 	MaxConcurrent int
+	// AdaptiveConcurrency makes each host's cap on calls in flight follow
+	// its latency, from admission to response headers: the limit grows
+	// while latency stays near the host's unloaded latency and falls when
+	// latency rises, the sign of calls queueing (see the adaptive limit in
+	// docs/overload.md). A call over the limit is refused at once with
+	// ErrOverloaded, as under MaxConcurrent, which is then the ceiling.
+	AdaptiveConcurrency bool
+	// MinConcurrent is the adaptive limit's floor. 0 means 1; at most
+	// the ceiling. Needs AdaptiveConcurrency.
+	MinConcurrent int
 }
 
 // Policy defaults, applied to zero fields.
@@ -93,9 +105,10 @@ const (
 	DefaultResetTimeout        = 60 * time.Second
 	DefaultHalfOpenMaxRequests = 1
 	DefaultSuccessThreshold    = 1
-	DefaultMinimumRequests     = 20  // with Window set
-	DefaultFailureRatio        = 0.5 // with Window set
-	DefaultMaxThrottle         = 0.9 // with Throttle set
+	DefaultMinimumRequests     = 20   // with Window set
+	DefaultFailureRatio        = 0.5  // with Window set
+	DefaultMaxThrottle         = 0.9  // with Throttle set
+	DefaultMaxConcurrent       = 1000 // the ceiling with AdaptiveConcurrency set
 )
 
 // withDefaults returns p with every zero field set to its default.
@@ -121,6 +134,12 @@ func (p Policy) withDefaults() Policy {
 	if p.Throttle > 0 && p.MaxThrottle == 0 {
 		p.MaxThrottle = DefaultMaxThrottle
 	}
+	if p.AdaptiveConcurrency && p.MaxConcurrent == 0 {
+		p.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if p.AdaptiveConcurrency && p.MinConcurrent == 0 {
+		p.MinConcurrent = 1
+	}
 	return p
 }
 
@@ -135,6 +154,7 @@ func (p Policy) validate() error {
 		{"SuccessThreshold", p.SuccessThreshold},
 		{"MinimumRequests", p.MinimumRequests},
 		{"MaxConcurrent", p.MaxConcurrent},
+		{"MinConcurrent", p.MinConcurrent},
 	}
 	for _, c := range counts {
 		if c.value < 0 || c.value > maxCount {
@@ -167,6 +187,12 @@ func (p Policy) validate() error {
 	}
 	if err := p.validateThrottle(); err != nil {
 		return err
+	}
+	if p.MinConcurrent > 0 && !p.AdaptiveConcurrency {
+		return fmt.Errorf("httpbreaker: Policy.MinConcurrent is %d but AdaptiveConcurrency is off: set it to use MinConcurrent", p.MinConcurrent)
+	}
+	if ceiling := p.withDefaults().MaxConcurrent; p.MinConcurrent > ceiling {
+		return fmt.Errorf("httpbreaker: Policy.MinConcurrent is %d, above the ceiling MaxConcurrent %d", p.MinConcurrent, ceiling)
 	}
 	if reset := p.withDefaults().ResetTimeout; p.MaxResetTimeout > 0 && p.MaxResetTimeout < reset {
 		return fmt.Errorf("httpbreaker: Policy.MaxResetTimeout is %v, below ResetTimeout %v", p.MaxResetTimeout, reset)

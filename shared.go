@@ -18,6 +18,9 @@ type shared struct {
 	transitions [3][3]atomic.Uint64
 	// timed is set when the policy reads the clock on every call.
 	timed bool
+	// stamps is set when a rule needs each call's admission time: the
+	// slow-call rule, the adaptive limit.
+	stamps bool
 	// plain is set when the policy has no timed rule, ignores Retry-After
 	// and has no rule beyond the circuit: results then take reportPlain.
 	plain bool
@@ -29,6 +32,9 @@ type shared struct {
 	throttles bool
 	// caps is set under Policy.MaxConcurrent (concurrency.go).
 	caps bool
+	// adapts is set under Policy.AdaptiveConcurrency: the cap's limit is
+	// adaptive (adaptive.go).
+	adapts bool
 	// sheds is set when either is: refusals for overload (shedding.go).
 	sheds bool
 	// random draws the throttle's refusals: math/rand/v2's per-goroutine

@@ -2,8 +2,6 @@ package httpbreaker_test
 
 import (
 	"fmt"
-	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/httpbreaker/httpbreaker"
+	"github.com/httpbreaker/httpbreaker/internal/knee"
 )
 
 // The concurrency simulation: a host with a capacity knee, and the caps a
@@ -20,67 +19,19 @@ import (
 // that keeps latency near the base at one load refuses good calls at
 // another, and none follows a host whose capacity changes.
 
-// knee is a host with workers that each serve one call in service time,
-// first come first served: while at most workers calls are in flight a
-// call takes the base latency, beyond that it also waits in the queue,
-// and past queueLimit waiting calls it gets a 503 at once. Between
-// halvedFrom and halvedTo only half the workers serve.
-type knee struct {
-	workers    int
-	service    time.Duration
-	queueLimit int
-	halvedFrom time.Duration
-	halvedTo   time.Duration
-	free       []time.Duration // when each worker is next free
-	queued     []time.Duration // the start times of calls still waiting
-	latencies  []time.Duration // of the calls it served
-}
+// kneeHost is the simulated host with a capacity knee (internal/knee).
+type kneeHost struct{ *knee.Host }
 
-func newKnee(workers int, service time.Duration, queueLimit int) *knee {
-	return &knee{workers: workers, service: service, queueLimit: queueLimit, halvedFrom: -1, halvedTo: -1,
-		free: make([]time.Duration, workers)}
-}
-
-func (k *knee) answer(at time.Duration) (int, time.Duration) {
-	usable := k.free
-	if at >= k.halvedFrom && at < k.halvedTo {
-		usable = k.free[:k.workers/2]
-	}
-	k.queued = slices.DeleteFunc(k.queued, func(start time.Duration) bool { return start <= at })
-	if len(k.queued) >= k.queueLimit {
-		return http.StatusServiceUnavailable, 0
-	}
-	next := 0
-	for i, f := range usable {
-		if f < usable[next] {
-			next = i
-		}
-	}
-	start := max(at, usable[next])
-	usable[next] = start + k.service
-	if start > at {
-		k.queued = append(k.queued, start)
-	}
-	latency := start + k.service - at
-	k.latencies = append(k.latencies, latency)
-	return http.StatusOK, latency
-}
-
-// percentile is the p-th percentile (0..1) of the latencies, or 0.
-func percentile(latencies []time.Duration, p float64) time.Duration {
-	if len(latencies) == 0 {
-		return 0
-	}
-	sorted := slices.Clone(latencies)
-	slices.Sort(sorted)
-	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
-}
+func (k kneeHost) answer(at time.Duration) (int, time.Duration) { return k.Answer(at) }
 
 // TestConcurrencySimulation prints, for a host of 40 workers serving a call
 // in 10ms (capacity 4000 calls/s), what each cap delivers under open-loop
-// arrivals at half, full and twice capacity, and while capacity halves:
-// goodput against capacity, p50 and p99 latency of calls that got an
-// answer, and the share refused. It checks what a static cap must show.
+// arrivals at half, full and twice capacity, while capacity halves, and at
+// twice capacity with half the calls Sheddable: goodput against capacity
+// (for the mix, Critical calls' goodput against their demand), p50 and p99
+// latency of calls that got an answer, and the share refused; and, for
+// the adaptive limit, how long it took to settle within ±25% of the knee.
+// It checks the goals the adaptive limit was chosen on (#26).
 func TestConcurrencySimulation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("simulation: skipped in -short")
@@ -96,57 +47,153 @@ func TestConcurrencySimulation(t *testing.T) {
 		{"MaxConcurrent C/4 = 10", httpbreaker.Policy{MaxConcurrent: workers / 4}},
 		{"MaxConcurrent C = 40", httpbreaker.Policy{MaxConcurrent: workers}},
 		{"MaxConcurrent 4C = 160", httpbreaker.Policy{MaxConcurrent: 4 * workers}},
+		{"AdaptiveConcurrency", httpbreaker.Policy{AdaptiveConcurrency: true}},
 	}
 	workloads := []struct {
 		name   string
 		load   float64
 		halved bool
+		mixed  bool
 	}{
-		{"0.5x", 0.5, false}, {"1x", 1, false}, {"2x", 2, false}, {"1x, halved 1s-3s", 1, true},
+		{"0.5x", 0.5, false, false}, {"1x", 1, false, false}, {"2x", 2, false, false},
+		{"1x, halved 1s-3s", 1, true, false}, {"2x, half Sheddable", 2, false, true},
 	}
 	type row struct {
 		goodput, refused float64
 		p50, p99         time.Duration
+		settled          [3]time.Duration // after start, the halving, the recovery; -1: never
+		inBand           [3]float64       // then the share of the time in the band
+		sheddable        float64          // for the mix, Sheddable calls' goodput against their demand
 	}
 	results := make([][]row, len(contenders))
 	var table strings.Builder
 	fmt.Fprintf(&table, "%-24s", "cap")
 	for _, w := range workloads {
-		fmt.Fprintf(&table, " | %-30s", w.name+": goodput p50 p99 refused")
+		fmt.Fprintf(&table, " | %-30s", w.name)
+	}
+	fmt.Fprintf(&table, "\n%-24s", "")
+	for range workloads {
+		fmt.Fprintf(&table, " | %7s %6s %7s %7s", "goodput", "p50", "p99", "refused")
 	}
 	table.WriteString("\n")
+	var settling strings.Builder
 	for i, c := range contenders {
 		fmt.Fprintf(&table, "%-24s", c.name)
 		for _, w := range workloads {
-			host := newKnee(workers, service, 4*workers)
+			host := knee.New(workers, service, 4*workers)
 			if w.halved {
-				host.halvedFrom, host.halvedTo = time.Second, 3*time.Second
+				host.HalvedFrom, host.HalvedTo = time.Second, 3*time.Second
 			}
 			// the policy never opens on this host's 503s: only the cap is measured
 			policy := c.policy
 			policy.FailureThreshold = 1 << 20
-			r := simulate(t, policy, host, w.load*capacity, length, 0, length)
+			var trace limitTrace
+			opts := simOptions{observe: trace.observe}
+			if w.mixed {
+				opts.sheddableEvery = 2
+			}
+			r := simulate(t, policy, kneeHost{host}, w.load*capacity, length, 0, length, opts)
 			res := row{
 				goodput: float64(r.succeeded) / length.Seconds() / capacity,
 				refused: float64(r.refusedOverload) / float64(r.calls),
-				p50:     percentile(host.latencies, 0.5),
-				p99:     percentile(host.latencies, 0.99),
+				p50:     knee.Percentile(host.Latencies, 0.5),
+				p99:     knee.Percentile(host.Latencies, 0.99),
+			}
+			if w.mixed {
+				critical := r.byCriticality[1]
+				res.goodput = float64(critical.succeeded) / float64(critical.calls)
+				res.sheddable = float64(r.byCriticality[0].succeeded) / float64(r.byCriticality[0].calls)
+			}
+			target := float64(workers)
+			res.settled[0], res.inBand[0] = trace.settled(0, length, target)
+			if w.halved {
+				res.settled[0], res.inBand[0] = trace.settled(0, time.Second, target)
+				res.settled[1], res.inBand[1] = trace.settled(time.Second, 3*time.Second, target/2)
+				res.settled[2], res.inBand[2] = trace.settled(3*time.Second, length, target)
 			}
 			results[i] = append(results[i], res)
 			fmt.Fprintf(&table, " | %7.2f %6v %7v %6.1f%%", res.goodput, res.p50.Round(time.Millisecond),
 				res.p99.Round(time.Millisecond), 100*res.refused)
+			if c.policy.AdaptiveConcurrency {
+				fmt.Fprintf(&settling, "%s, %s: the limit came within ±25%% of the knee %s after the start", c.name, w.name, settledText(res.settled[0], res.inBand[0]))
+				if w.halved {
+					fmt.Fprintf(&settling, ", %s after the halving, %s after the recovery", settledText(res.settled[1], res.inBand[1]), settledText(res.settled[2], res.inBand[2]))
+				}
+				settling.WriteString("\n")
+			}
+			if w.mixed {
+				fmt.Fprintf(&settling, "%s, %s: goodput against demand, Critical %.2f, Sheddable %.2f\n", c.name, w.name, res.goodput, res.sheddable)
+			}
 		}
 		table.WriteString("\n")
 	}
-	t.Log(fmt.Sprintf("host: %d workers, %v a call (capacity %.0f calls/s), 503 past %d waiting; %v of Poisson arrivals\n",
-		workers, service, capacity, 4*workers, length) + table.String())
+	t.Log(fmt.Sprintf("host: %d workers, %v a call (capacity %.0f calls/s), 503 past %d waiting; %v of Poisson arrivals; "+
+		"for the mix, goodput is Critical calls' against their demand\n",
+		workers, service, capacity, 4*workers, length) + table.String() + settling.String())
 
-	noCap, quarter, atKnee := 0, 1, 2
-	const half, full, twice = 0, 1, 2
+	noCap, quarter, atKnee, adaptive := 0, 1, 2, 4
+	const half, full, twice, halved, mixed = 0, 1, 2, 3, 4
 	assert.Zero(t, results[atKnee][half].refused, "at half load a cap at the knee refuses nothing")
 	assert.Greater(t, results[quarter][half].refused, 0.0, "a cap below the knee refuses good calls even at half load")
 	assert.LessOrEqual(t, results[atKnee][twice].p99, 2*service, "a cap at the knee keeps queueing out at twice the load")
 	assert.Greater(t, results[noCap][twice].p99, 4*service, "without a cap, twice the load queues")
 	assert.Greater(t, results[atKnee][twice].goodput, 0.9, "and the cap at the knee still uses the host")
 	assert.Greater(t, results[atKnee][full].goodput, 0.8)
+
+	// The adaptive limit's goals (#26).
+	a := results[adaptive]
+	assert.GreaterOrEqual(t, a[twice].goodput, 0.95, "adaptive, 2x: goodput")
+	assert.LessOrEqual(t, a[twice].p99, 2*service, "adaptive, 2x: p99 within twice the base latency")
+	assert.Zero(t, a[half].refused, "adaptive, 0.5x: nothing refused")
+	assert.GreaterOrEqual(t, a[mixed].goodput, 0.9, "adaptive, 2x half Sheddable: Critical goodput")
+	assert.True(t, a[halved].settled[1] >= 0 && a[halved].settled[1] <= 5*time.Second, "adaptive: within ±25%% of the new knee 5s after the halving, took %v", a[halved].settled[1])
+	assert.GreaterOrEqual(t, a[halved].inBand[1], 0.9, "adaptive: and stays there while halved")
+	assert.Greater(t, a[mixed].goodput, a[mixed].sheddable+0.5, "adaptive: at its limit, Sheddable calls go first")
+}
+
+// limitTrace records a host's Limit at each arrival.
+type limitTrace struct {
+	at    []time.Duration
+	limit []int
+}
+
+func (tr *limitTrace) observe(at time.Duration, rt *httpbreaker.Transport) {
+	if rt.Tracked("api.test") {
+		tr.at, tr.limit = append(tr.at, at), append(tr.limit, rt.Status("api.test").Limit)
+	}
+}
+
+// settled returns how long after from the limit first came within ±25% of
+// knee (-1 if it never did before to), and the share of the observations
+// from then until to that stayed in that band.
+func (tr *limitTrace) settled(from, to time.Duration, knee float64) (time.Duration, float64) {
+	first := time.Duration(-1)
+	in, all := 0, 0
+	for i, at := range tr.at {
+		if at < from || at >= to {
+			continue
+		}
+		l := float64(tr.limit[i])
+		inBand := l >= 0.75*knee && l <= 1.25*knee
+		if first < 0 && inBand {
+			first = at - from
+		}
+		if first >= 0 {
+			all++
+			if inBand {
+				in++
+			}
+		}
+	}
+	if all == 0 {
+		return -1, 0
+	}
+	return first, float64(in) / float64(all)
+}
+
+func settledText(d time.Duration, share float64) string {
+	if d < 0 {
+		return "never"
+	}
+	return fmt.Sprintf("in %v (then in the band %.0f%% of the time)", d.Round(time.Millisecond), 100*share)
 }

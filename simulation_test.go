@@ -95,8 +95,12 @@ type simResult struct {
 	byCriticality [2]struct{ calls, succeeded int }
 }
 
-// simSheddableShare makes every nth call Sheddable.
-type simSheddableShare int
+// simOptions are a run's extras: every sheddableEvery-th call Sheddable
+// (0: none), and observe, if set, called at each arrival.
+type simOptions struct {
+	sheddableEvery int
+	observe        func(at time.Duration, rt *httpbreaker.Transport)
+}
 
 type simCall struct {
 	end     time.Duration
@@ -120,8 +124,12 @@ func (q *simQueue) Pop() any {
 // simulate offers rate calls per second for length to up through a
 // Transport with policy, and measures; window is the span whose sent calls
 // and last refusal are reported.
-func simulate(t *testing.T, policy httpbreaker.Policy, up simUpstream, rate float64, length, from, to time.Duration, opts ...simSheddableShare) simResult {
+func simulate(t *testing.T, policy httpbreaker.Policy, up simUpstream, rate float64, length, from, to time.Duration, opts ...simOptions) simResult {
 	t.Helper()
+	var o simOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	clock := newClock()
 	var res simResult
 	parked := make(chan *simCall)
@@ -156,7 +164,7 @@ func simulate(t *testing.T, policy httpbreaker.Policy, up simUpstream, rate floa
 	call := func(at time.Duration) *simCall {
 		finished := make(chan struct{})
 		class := 1
-		if len(opts) > 0 && res.calls%int(opts[0]) == 0 {
+		if o.sheddableEvery > 0 && res.calls%o.sheddableEvery == 0 {
 			class = 0
 		}
 		go func() {
@@ -205,6 +213,9 @@ func simulate(t *testing.T, policy httpbreaker.Policy, up simUpstream, rate floa
 			continue
 		}
 		clock.At(next)
+		if o.observe != nil {
+			o.observe(next, rt)
+		}
 		res.calls++
 		if c := call(next); c != nil {
 			heap.Push(&queue, c)
@@ -286,7 +297,7 @@ func TestCriticalitySimulation(t *testing.T) {
 		t.Skip("simulation: skipped in -short")
 	}
 	policy := httpbreaker.Policy{ResetTimeout: 5 * time.Second, Window: 10 * time.Second, Throttle: 1.1}
-	r := simulate(t, policy, &halfCapacity{rate: 100, burst: 10, tokens: 10}, 200, time.Minute, 0, time.Minute, simSheddableShare(2))
+	r := simulate(t, policy, &halfCapacity{rate: 100, burst: 10, tokens: 10}, 200, time.Minute, 0, time.Minute, simOptions{sheddableEvery: 2})
 	t.Logf("half sheddable, throttle K=1.1: critical %d of %d succeeded (%.0f%%), sheddable %d of %d (%.0f%%)",
 		r.byCriticality[1].succeeded, r.byCriticality[1].calls, 100*float64(r.byCriticality[1].succeeded)/float64(r.byCriticality[1].calls),
 		r.byCriticality[0].succeeded, r.byCriticality[0].calls, 100*float64(r.byCriticality[0].succeeded)/float64(r.byCriticality[0].calls))

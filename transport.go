@@ -65,10 +65,12 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 			now:       c.now,
 			epoch:     c.now(),
 			listeners: c.listeners,
-			timed:     policy.Window > 0 || policy.SlowCall > 0,
+			timed:     policy.Window > 0 || policy.SlowCall > 0 || policy.AdaptiveConcurrency,
+			stamps:    policy.SlowCall > 0 || policy.AdaptiveConcurrency,
 			plain:     policy.Window == 0 && policy.SlowCall == 0 && policy.MaxRetryAfter == 0 && !sheds,
 			throttles: policy.Throttle > 0,
 			caps:      policy.MaxConcurrent > 0,
+			adapts:    policy.AdaptiveConcurrency,
 			sheds:     sheds,
 			random:    rand.Float64,
 		},
@@ -121,8 +123,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.shed(req, b, tk, &b.more.throttle.refusal)
 	}
 	if t.s.caps { // the concurrency cap
-		if !b.more.slots.acquire(t.s.policy.MaxConcurrent) {
-			return t.shed(req, b, tk, &b.more.slots.refusal)
+		limit, refusal := t.s.policy.MaxConcurrent, &b.more.slots.refusal
+		if t.s.adapts { // its limit, adaptive
+			limit, refusal = b.more.limit.admits(&t.s, criticality), &b.more.limit.refusal
+		}
+		if !b.more.slots.acquire(limit) {
+			return t.shed(req, b, tk, refusal)
 		}
 		if b.forgotten.Load() { // evicted as the call took its slot: again, on the key's new host
 			t.giveBack(b, tk)
@@ -143,7 +149,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		outcome = v.outcome
 		b.report(&t.s, tk, v)
 		if t.s.sheds { // then by the rules beyond the circuit
-			t.account(b, v)
+			t.account(b, tk, v)
 		}
 	}
 	if t.fleet != nil && (outcome != Success || hadFailures) && !b.forgotten.Load() { // a healthy call tells the fleet nothing
@@ -156,10 +162,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // account counts a closed-path call's verdict for each rule beyond the
-// circuit, in RoundTrip's order: the throttle, then the shedding news.
-func (t *Transport) account(b *breaker, v verdict) {
+// circuit, in RoundTrip's order: the throttle, the adaptive limit, then
+// the shedding news.
+func (t *Transport) account(b *breaker, tk ticket, v verdict) {
 	if t.s.throttles {
 		b.more.throttle.account(&t.s, v)
+	}
+	if t.s.adapts {
+		b.more.limit.learn(&t.s, tk.start, v, b.more.slots.inFlight.Load())
 	}
 	b.more.shedding.afterCall(&t.s, b, v)
 }
@@ -248,6 +258,9 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 		resp, err = t.send(req, b)
 		return t.judge(req, tk, resp, err)
 	})
+	if t.s.adapts { // a probe's answer teaches the adaptive limit too
+		b.more.limit.learn(&t.s, tk.start, v, b.more.slots.inFlight.Load())
+	}
 	if t.stale != nil {
 		return t.staleIfError(req, resp, err, v.outcome)
 	}

@@ -1,0 +1,174 @@
+package httpbreaker
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// adaptiveLimit is a host's adaptive concurrency limit
+// (Policy.AdaptiveConcurrency): how many calls the concurrency cap lets
+// into flight, moved by the latency of the host's answers, measured from
+// admission to response headers. It starts at the ceiling (MaxConcurrent)
+// and works in windows of at least minSamples answers spanning at least
+// the host's unloaded latency (about one round trip: the loop cannot act
+// faster than the host answers):
+//
+//   - unloaded latency, noLoad: the lowest mean of a window that did not
+//     queue;
+//   - a window queues when its mean exceeds tolerance × noLoad, or when the
+//     host answered 429 or 503 (it sheds load: it is past its knee);
+//   - a window that did not queue, with calls in flight at least half the
+//     limit, grows the limit by a twentieth (at least 1);
+//   - a window that queued sets the limit to the calls in flight times
+//     noLoad / mean (at most halving it, and at most ×0.9 after a 429 or
+//     503): with a queue in front of C workers, latency is L/C times the
+//     unloaded one, so one step lands the limit on C;
+//   - answers to calls admitted before the limit last moved say nothing of
+//     the new limit and are left out;
+//   - when stuckAfter queueing windows in a row do not lower the latency,
+//     cutting the limit is not what moves it (the host got slower, or
+//     other clients fill it): the latency becomes the new unloaded one and
+//     the limit goes back to where the run of cuts began.
+//
+// The limit thus saws between the knee and tolerance times it, dipping to
+// the knee each cycle, where the unloaded latency is measured again.
+// Caller cancellations, transport errors and refusals give no sample;
+// probes do. At the limit, Sheddable calls are refused first (they may
+// use the limit less a quarter), then Critical, and CriticalPlus last
+// (they may go a quarter over it, up to the ceiling).
+type adaptiveLimit struct {
+	// limit is the limit now, read by every admission.
+	limit atomic.Int64
+	// refusal is what its refusals return, built once.
+	refusal OverloadError
+
+	mu       sync.Mutex
+	estimate float64 // the limit, unrounded
+	noLoad   int64   // the unloaded latency; 0 until the first window
+	changed  int64   // when the limit last moved
+	window   latencyWindow
+	// The run of queueing windows whose cuts did not lower the latency.
+	stuck       int
+	lastMean    int64   // the mean of the latest queueing window
+	beforeStuck float64 // the limit when the run began
+}
+
+// latencyWindow gathers the answers of one window.
+type latencyWindow struct {
+	opened     int64 // when its first sample came
+	samples    int
+	sum        int64 // of the latencies
+	peak       int64 // the most calls in flight seen at a sample
+	overloaded bool  // a 429 or 503 came
+}
+
+// The adaptive limit's constants.
+const (
+	minSamples = 10
+	tolerance  = 1.15
+	growth     = 1.0 / 20
+	stuckAfter = 3
+)
+
+func newAdaptiveLimit(host string, s *shared) *adaptiveLimit {
+	l := &adaptiveLimit{refusal: OverloadError{Host: host, Adaptive: true}}
+	l.reset(s)
+	return l
+}
+
+// admits returns how many calls in flight a call of criticality c may
+// join: the limit for Critical, a quarter less for Sheddable, a quarter
+// more (up to the ceiling) for CriticalPlus.
+func (l *adaptiveLimit) admits(s *shared, c Criticality) int {
+	limit := int(l.limit.Load())
+	switch c {
+	case Sheddable:
+		return max(1, limit-max(1, limit/4))
+	case CriticalPlus:
+		return min(s.policy.MaxConcurrent, limit+max(1, limit/4))
+	}
+	return limit
+}
+
+// learn takes the sample of a call admitted at start, whose verdict is v,
+// with inFlight calls holding slots: only an answer (response headers)
+// teaches the limit anything.
+func (l *adaptiveLimit) learn(s *shared, start int64, v verdict, inFlight int64) {
+	if v.status == 0 {
+		return // no answer: the caller gave up, or the transport failed
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if start < l.changed {
+		return // admitted under an older limit
+	}
+	w := &l.window
+	if w.samples == 0 {
+		w.opened = v.at
+	}
+	w.samples++
+	w.sum += max(v.at-start, 0)
+	w.peak = max(w.peak, inFlight+1)
+	w.overloaded = w.overloaded || v.status == 429 || v.status == 503
+	if w.samples >= minSamples && v.at-w.opened >= l.noLoad {
+		l.close(s, v.at)
+	}
+}
+
+// close ends the window at now and moves the limit.
+func (l *adaptiveLimit) close(s *shared, now int64) {
+	w := l.window
+	l.window = latencyWindow{}
+	mean := w.sum / int64(w.samples)
+	if l.noLoad == 0 {
+		l.noLoad = max(mean, 1)
+	}
+	if !w.overloaded && float64(mean) <= tolerance*float64(l.noLoad) {
+		l.noLoad = min(l.noLoad, max(mean, 1))
+		l.stuck = 0
+		if float64(w.peak)*2 >= l.estimate {
+			l.set(s, now, l.estimate+max(1, l.estimate*growth))
+		}
+		return
+	}
+	if l.stuck == 0 || mean < l.lastMean*19/20 {
+		l.stuck, l.beforeStuck = 1, l.estimate
+	} else if l.stuck++; l.stuck > stuckAfter && !w.overloaded {
+		l.noLoad, l.stuck = mean, 0 // the host's latency, not a queue
+		l.set(s, now, l.beforeStuck)
+		return
+	}
+	l.lastMean = mean
+	// What the host sustains without a queue: its throughput over the
+	// window times its unloaded latency (Little's law).
+	target := float64(w.samples-1) * float64(l.noLoad) / float64(max(now-w.opened, 1))
+	target = min(target, l.estimate)
+	if w.overloaded {
+		target = min(target, l.estimate*0.9)
+	}
+	l.set(s, now, target)
+}
+
+// set moves the limit to x, within the floor and the ceiling.
+func (l *adaptiveLimit) set(s *shared, now int64, x float64) {
+	x = min(max(x, float64(s.policy.MinConcurrent)), float64(s.policy.MaxConcurrent))
+	if x == l.estimate {
+		return
+	}
+	l.estimate = x
+	l.limit.Store(int64(x))
+	l.changed = now
+}
+
+// reset forgets what the limit learned (ClearState): it starts again at
+// the ceiling.
+func (l *adaptiveLimit) reset(s *shared) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.estimate = float64(s.policy.MaxConcurrent)
+	l.limit.Store(int64(s.policy.MaxConcurrent))
+	l.noLoad, l.changed, l.stuck, l.window = 0, s.clock(), 0, latencyWindow{}
+}
+
+// status fills the limit's part of a host's status.
+func (l *adaptiveLimit) status(st *HostStatus) { st.Limit = int(l.limit.Load()) }
