@@ -68,6 +68,8 @@ const (
 	tolerance  = 1.15
 	growth     = 1.0 / 20
 	stuckAfter = 3
+	headroom   = 1.05
+	binding    = 0.9
 )
 
 func newAdaptiveLimit(host string, s *shared) *adaptiveLimit {
@@ -120,16 +122,21 @@ func (l *adaptiveLimit) close(s *shared, now int64) {
 	w := l.window
 	l.window = latencyWindow{}
 	mean := w.sum / int64(w.samples)
-	if l.noLoad == 0 {
+	if l.noLoad == 0 { // the first window: the limit leaves the ceiling
 		l.noLoad = max(mean, 1)
+		l.set(s, now, min(l.estimate, float64(w.peak)*2))
+		return
 	}
 	if !w.overloaded && float64(mean) <= tolerance*float64(l.noLoad) {
 		l.noLoad = min(l.noLoad, max(mean, 1))
 		l.stuck = 0
-		if float64(w.peak)*2 >= l.estimate {
+		if float64(w.peak) >= binding*l.estimate {
 			l.set(s, now, l.estimate+max(1, l.estimate*growth))
 		}
 		return
+	}
+	if !w.overloaded && float64(w.peak) < binding*l.estimate {
+		return // calls in flight well under the limit: not a queue of this limit's making
 	}
 	if l.stuck == 0 || mean < l.lastMean*19/20 {
 		l.stuck, l.beforeStuck = 1, l.estimate
@@ -141,7 +148,7 @@ func (l *adaptiveLimit) close(s *shared, now int64) {
 	l.lastMean = mean
 	// What the host sustains without a queue: its throughput over the
 	// window times its unloaded latency (Little's law).
-	target := float64(w.samples-1) * float64(l.noLoad) / float64(max(now-w.opened, 1))
+	target := float64(w.samples-1) * float64(l.noLoad) / float64(max(now-w.opened, 1)) * headroom
 	target = min(target, l.estimate)
 	if w.overloaded {
 		target = min(target, l.estimate*0.9)
