@@ -93,8 +93,8 @@ func (l *adaptiveLimit) admits(s *shared, c Criticality) int {
 }
 
 // learn takes the sample of a call admitted at start, whose verdict is v,
-// with inFlight calls holding slots: only an answer (response headers)
-// teaches the limit anything.
+// with inFlight calls holding slots (this one too, if its answer has a
+// body): only an answer (response headers) teaches the limit anything.
 func (l *adaptiveLimit) learn(s *shared, start int64, v verdict, inFlight int64) {
 	if v.status == 0 {
 		return // no answer: the caller gave up, or the transport failed
@@ -110,7 +110,7 @@ func (l *adaptiveLimit) learn(s *shared, start int64, v verdict, inFlight int64)
 	}
 	w.samples++
 	w.sum += max(v.at-start, 0)
-	w.peak = max(w.peak, inFlight+1)
+	w.peak = max(w.peak, inFlight)
 	w.overloaded = w.overloaded || v.status == 429 || v.status == 503
 	if w.samples >= minSamples && v.at-w.opened >= l.noLoad {
 		l.close(s, v.at)

@@ -44,6 +44,13 @@ func (c *fakeClock) At(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// Advance moves the clock on by d.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
 // roundTripFunc turns a func into an http.RoundTripper, as net/http's tests do.
 type roundTripFunc func(*http.Request) (*http.Response, error)
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -558,6 +559,16 @@ func TestHealthyHostIsNeverThrottled(t *testing.T) {
 // it: every call is counted once, and once every body is closed no slot is
 // held.
 func TestOverloadUnderConcurrency(t *testing.T) {
+	for _, policy := range []httpbreaker.Policy{
+		{Window: time.Second, Throttle: 1.2, FailureThreshold: 50, ResetTimeout: time.Second, HalfOpenMaxRequests: 2, MaxConcurrent: 3},
+		{Window: time.Second, Throttle: 1.2, FailureThreshold: 50, ResetTimeout: time.Second, HalfOpenMaxRequests: 2,
+			AdaptiveConcurrency: true, MaxConcurrent: 8, MinConcurrent: 2},
+	} {
+		t.Run(fmt.Sprintf("adaptive=%v", policy.AdaptiveConcurrency), func(t *testing.T) { overloadUnderConcurrency(t, policy) })
+	}
+}
+
+func overloadUnderConcurrency(t *testing.T, policy httpbreaker.Policy) {
 	var n atomic.Int64
 	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
 		switch n.Add(1) % 4 {
@@ -569,10 +580,8 @@ func TestOverloadUnderConcurrency(t *testing.T) {
 		return response(req, http.StatusOK, "ok"), nil
 	})
 	clock := newClock()
-	rt := newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(httpbreaker.Policy{
-		Window: time.Second, Throttle: 1.2, FailureThreshold: 50, ResetTimeout: time.Second,
-		HalfOpenMaxRequests: 2, MaxConcurrent: 3,
-	}), httpbreaker.WithOnTransition(func(httpbreaker.Transition) {}))
+	rt := newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(policy),
+		httpbreaker.WithOnTransition(func(httpbreaker.Transition) {}))
 	hosts := []string{"http://a.test/", "http://b.test/", "http://c.test/"}
 	const goroutines, perG = 8, 400
 	var calls [3]atomic.Int64
@@ -629,6 +638,7 @@ func TestOverloadUnderConcurrency(t *testing.T) {
 		assert.Zero(t, st.InFlight, h)
 		assert.Equal(t, uint64(calls[i].Load()), st.Total.Requests+st.Total.Rejected, "%s: every call counted once", h)
 		assert.LessOrEqual(t, st.Total.Shed, st.Total.Rejected, h)
+		assert.True(t, st.Limit >= max(policy.MinConcurrent, 1) && st.Limit <= policy.MaxConcurrent, "%s: limit %d", h, st.Limit)
 	}
 }
 

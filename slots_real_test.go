@@ -60,8 +60,19 @@ var streaming = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 // A body dropped unread and unclosed gives its slot back once collected,
 // and its connection or stream is closed, under net/http's transport.
 func TestAbandonedBodyFreesItsSlotOverRealTransports(t *testing.T) {
+	forEachCap(t, func(t *testing.T, policy httpbreaker.Policy) { abandonedBodyFreesItsSlot(t, policy) })
+}
+
+// forEachCap runs f with a cap of one call in flight: static, and
+// adaptive with a ceiling of one, which holds slots the same way.
+func forEachCap(t *testing.T, f func(t *testing.T, policy httpbreaker.Policy)) {
+	t.Run("MaxConcurrent", func(t *testing.T) { f(t, httpbreaker.Policy{MaxConcurrent: 1}) })
+	t.Run("AdaptiveConcurrency", func(t *testing.T) { f(t, httpbreaker.Policy{AdaptiveConcurrency: true, MaxConcurrent: 1}) })
+}
+
+func abandonedBodyFreesItsSlot(t *testing.T, policy httpbreaker.Policy) {
 	overProtocols(t, streaming, func(t *testing.T, srv *httptest.Server, base *http.Transport) {
-		rt := newTransport(t, base, httpbreaker.WithPolicy(httpbreaker.Policy{MaxConcurrent: 1}))
+		rt := newTransport(t, base, httpbreaker.WithPolicy(policy))
 		client := &http.Client{Transport: rt}
 		func() {
 			resp, err := client.Get(srv.URL)
@@ -87,6 +98,10 @@ func TestAbandonedBodyFreesItsSlotOverRealTransports(t *testing.T) {
 // reader net/http gives them, so a caller that never closes them (as
 // client.Head's callers often do) is not refused.
 func TestBodilessResponsesFreeTheirSlotAtOnce(t *testing.T) {
+	forEachCap(t, bodilessResponsesFreeTheirSlotAtOnce)
+}
+
+func bodilessResponsesFreeTheirSlotAtOnce(t *testing.T, policy httpbreaker.Policy) {
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/204":
@@ -99,7 +114,7 @@ func TestBodilessResponsesFreeTheirSlotAtOnce(t *testing.T) {
 		}
 	})
 	overProtocols(t, handler, func(t *testing.T, srv *httptest.Server, base *http.Transport) {
-		rt := newTransport(t, base, httpbreaker.WithPolicy(httpbreaker.Policy{MaxConcurrent: 1}))
+		rt := newTransport(t, base, httpbreaker.WithPolicy(policy))
 		client := &http.Client{Transport: rt}
 		for _, c := range []struct{ method, path string }{
 			{http.MethodHead, "/"}, {http.MethodGet, "/204"}, {http.MethodGet, "/304"},

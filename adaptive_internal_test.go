@@ -1,0 +1,155 @@
+package httpbreaker
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// The adaptive limit's rules, fed answers directly: a limit, a clock
+// offset, and windows of samples of chosen latency and concurrency.
+
+type limitHarness struct {
+	s   *shared
+	l   *adaptiveLimit
+	now int64 // the clock offset the next window starts at
+}
+
+func newLimitHarness(p Policy) *limitHarness {
+	p.AdaptiveConcurrency = true
+	epoch := time.Unix(1_700_000_000, 0)
+	s := &shared{policy: p.withDefaults(), epoch: epoch, now: func() time.Time { return epoch }}
+	return &limitHarness{s: s, l: newAdaptiveLimit("api.test", s)}
+}
+
+// window feeds n answers with status, each admitted latency before it
+// returns, returning evenly over one latency from h.now, with inFlight
+// calls holding slots; then moves h.now past them. A window closes once it
+// holds 10 answers spanning the unloaded latency, so windows of n ≥ 11
+// close on their own last answer.
+func (h *limitHarness) window(n int, latency time.Duration, inFlight int, status int) {
+	for i := range n {
+		at := h.now + int64(latency) + int64(i)*int64(latency)/int64(n-1)
+		h.l.learn(h.s, at-int64(latency), verdict{at: at, status: status}, int64(inFlight))
+	}
+	h.now += 2*int64(latency) + 1
+}
+
+func (h *limitHarness) limit() int { return int(h.l.limit.Load()) }
+
+const unloaded = 10 * time.Millisecond
+
+func TestAdaptiveLimitLeavesTheCeilingAtTwiceTheConcurrencySeen(t *testing.T) {
+	h := newLimitHarness(Policy{})
+	assert.Equal(t, DefaultMaxConcurrent, h.limit(), "a new host starts at the ceiling")
+	h.window(11, unloaded, 15, http.StatusOK)
+	assert.Equal(t, 30, h.limit())
+}
+
+func TestAdaptiveLimitGrowsWhileLatencyHoldsUpToTheCeiling(t *testing.T) {
+	h := newLimitHarness(Policy{MaxConcurrent: 40})
+	h.window(11, unloaded, 10, http.StatusOK) // 20
+	previous := h.limit()
+	for range 30 {
+		h.window(40, unloaded, h.limit(), http.StatusOK) // every slot taken, no queue
+		assert.GreaterOrEqual(t, h.limit(), previous)
+		previous = h.limit()
+	}
+	assert.Equal(t, 40, h.limit(), "grown to the ceiling, and no further")
+}
+
+func TestAdaptiveLimitHoldsWhenItDoesNotBind(t *testing.T) {
+	h := newLimitHarness(Policy{})
+	h.window(11, unloaded, 20, http.StatusOK) // 40
+	h.window(20, unloaded, 10, http.StatusOK) // a quarter of it in use: no growth
+	assert.Equal(t, 40, h.limit())
+	h.window(20, 3*unloaded, 10, http.StatusOK) // slower, but the calls in flight are far under the limit
+	assert.Equal(t, 40, h.limit(), "a latency rise this limit did not build moves nothing")
+}
+
+func TestAdaptiveLimitFallsToTheKnee(t *testing.T) {
+	h := newLimitHarness(Policy{})
+	h.window(11, unloaded, 50, http.StatusOK) // 100
+	// 100 calls in flight on a host of 40 workers: each takes 2.5 times the
+	// unloaded latency, and 40 answers come per unloaded latency.
+	h.window(100, 5*unloaded/2, 100, http.StatusOK)
+	assert.InDelta(t, 40*headroom, h.limit(), 2, "throughput times unloaded latency, in one step")
+}
+
+func TestAdaptiveLimitFallsOnTooManyRequests(t *testing.T) {
+	h := newLimitHarness(Policy{})
+	h.window(11, unloaded, 50, http.StatusOK) // 100
+	h.window(20, unloaded, 100, http.StatusServiceUnavailable)
+	assert.LessOrEqual(t, h.limit(), 90, "a host shedding load is past its knee, whatever its latency")
+	before := h.limit()
+	h.window(20, unloaded, before, http.StatusTooManyRequests)
+	assert.Less(t, h.limit(), before)
+}
+
+func TestAdaptiveLimitStopsAtTheFloor(t *testing.T) {
+	h := newLimitHarness(Policy{MinConcurrent: 30})
+	h.window(11, unloaded, 5, http.StatusOK)
+	assert.Equal(t, 30, h.limit(), "the first window's 2×5 is under the floor")
+	h.window(20, 10*unloaded, 30, http.StatusOK) // a tenth of the throughput it needs
+	assert.Equal(t, 30, h.limit())
+}
+
+func TestAdaptiveLimitIgnoresCallsAdmittedBeforeItMoved(t *testing.T) {
+	h := newLimitHarness(Policy{})
+	h.window(11, unloaded, 50, http.StatusOK) // 100, moved at the last answer
+	// Slow answers to calls admitted before that move.
+	for i := range 20 {
+		at := h.now + int64(i)
+		h.l.learn(h.s, 0, verdict{at: at, status: http.StatusOK}, 100)
+	}
+	assert.Equal(t, 100, h.limit())
+	assert.Zero(t, h.l.window.samples)
+}
+
+func TestAdaptiveLimitLearnsOnlyFromAnswers(t *testing.T) {
+	h := newLimitHarness(Policy{})
+	h.window(11, unloaded, 50, 0) // transport errors, caller cancellations: status 0
+	assert.Equal(t, DefaultMaxConcurrent, h.limit())
+	assert.Zero(t, h.l.window.samples)
+}
+
+// A host that got slower for good, with nothing queued: cutting the limit
+// does not bring its latency down, so after a few tries its latency is
+// taken as the new unloaded one and the limit goes back.
+func TestAdaptiveLimitTakesALastingSlowdownAsTheNewNormal(t *testing.T) {
+	h := newLimitHarness(Policy{})
+	h.window(11, unloaded, 20, http.StatusOK) // 40
+	var limits []int
+	for range stuckAfter + 1 {
+		h.window(40, 3*unloaded, h.limit(), http.StatusOK)
+		limits = append(limits, h.limit())
+	}
+	assert.Less(t, limits[0], 40, "first it cuts")
+	assert.GreaterOrEqual(t, limits[len(limits)-1], 40, "then it gives the cuts back: %v", limits)
+	assert.Equal(t, int64(3*unloaded), h.l.noLoad)
+	h.window(40, 3*unloaded, h.limit(), http.StatusOK)
+	assert.GreaterOrEqual(t, h.limit(), 40, "the slow latency is now the normal one")
+}
+
+func TestAdaptiveLimitSharesItselfByCriticality(t *testing.T) {
+	h := newLimitHarness(Policy{MaxConcurrent: 45})
+	h.window(11, unloaded, 20, http.StatusOK) // 40
+	assert.Equal(t, 30, h.l.admits(h.s, Sheddable))
+	assert.Equal(t, 40, h.l.admits(h.s, Critical))
+	assert.Equal(t, 45, h.l.admits(h.s, CriticalPlus), "a quarter over, up to the ceiling")
+
+	h = newLimitHarness(Policy{})
+	h.window(11, unloaded, 1, http.StatusOK) // 2
+	assert.Equal(t, 1, h.l.admits(h.s, Sheddable), "always at least one")
+	assert.Equal(t, 3, h.l.admits(h.s, CriticalPlus))
+}
+
+func TestAdaptiveLimitResetStartsOver(t *testing.T) {
+	h := newLimitHarness(Policy{})
+	h.window(11, unloaded, 20, http.StatusOK)
+	h.l.reset(h.s)
+	assert.Equal(t, DefaultMaxConcurrent, h.limit())
+	assert.Zero(t, h.l.noLoad)
+}
