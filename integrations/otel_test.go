@@ -137,7 +137,7 @@ func TestOpenTelemetryShowsShedding(t *testing.T) {
 	host := attribute.String("server.address", rt.Snapshot()[0].Host)
 	for name, want := range map[string]int64{
 		"httpbreaker.circuit.state": 0, "httpbreaker.rejected": 1, "httpbreaker.shed": 1,
-		"httpbreaker.in_flight": 1, "httpbreaker.shedding": 1,
+		"httpbreaker.in_flight": 1, "httpbreaker.shedding": 1, "httpbreaker.concurrency.limit": 1,
 	} {
 		got, ok := point(t, rm, name, host)
 		if assert.True(t, ok, name) {

@@ -134,6 +134,7 @@ type host struct {
 	Shedding            bool               `json:"shedding,omitempty"`
 	Throttle            float64            `json:"throttle,omitempty"`
 	InFlight            int                `json:"in_flight,omitempty"`
+	Limit               int                `json:"limit,omitempty"`
 	Total               httpbreaker.Counts `json:"total"`
 }
 
@@ -144,7 +145,7 @@ func (p *page) hosts() []host {
 	for i, st := range snap {
 		rows[i] = host{Host: st.Host, State: st.State.String(), Isolated: st.Isolated,
 			ConsecutiveFailures: st.ConsecutiveFailures, Shedding: st.Shedding, Throttle: st.Throttle,
-			InFlight: st.InFlight, Total: st.Total}
+			InFlight: st.InFlight, Limit: st.Limit, Total: st.Total}
 		if !st.OpenedAt.IsZero() {
 			rows[i].OpenedAt = &snap[i].OpenedAt
 		}

@@ -303,12 +303,13 @@ func TestSheddingHostDoesNotLookHealthy(t *testing.T) {
 	page := mustNew(t, rt)
 	body := get(t, page, "text/html").Body.String()
 	assert.Contains(t, body, `<span class="state shedding">closed, shedding load</span>`)
-	assert.Contains(t, body, `<td class="num load">1 in flight</td>`)
+	assert.Contains(t, body, `<td class="num load">1 in flight, limit 1</td>`)
 	var got struct {
 		Hosts []struct {
 			State    string `json:"state"`
 			Shedding bool   `json:"shedding"`
 			InFlight int    `json:"in_flight"`
+			Limit    int    `json:"limit"`
 			Total    struct {
 				Rejected uint64 `json:"rejected"`
 				Shed     uint64 `json:"shed"`
@@ -321,6 +322,7 @@ func TestSheddingHostDoesNotLookHealthy(t *testing.T) {
 	assert.Equal(t, "closed", h.State)
 	assert.True(t, h.Shedding)
 	assert.Equal(t, 1, h.InFlight)
+	assert.Equal(t, 1, h.Limit)
 	assert.Equal(t, uint64(1), h.Total.Shed)
 	assert.Equal(t, uint64(1), h.Total.Rejected)
 }

@@ -51,7 +51,7 @@ th, .state, td.controls { white-space: nowrap; }
 <td class="num">{{.Total.Ignored}}</td>
 <td class="num">{{.Total.Rejected}}</td>
 <td class="num">{{.Total.Shed}}</td>
-<td class="num load">{{if .Throttle}}{{percent .Throttle}} throttled{{end}}{{if and .Throttle .InFlight}}, {{end}}{{if .InFlight}}{{.InFlight}} in flight{{end}}</td>
+<td class="num load">{{if .Throttle}}{{percent .Throttle}} throttled{{end}}{{if and .Throttle .InFlight}}, {{end}}{{if .InFlight}}{{.InFlight}} in flight{{end}}{{if .Limit}}{{if or .Throttle .InFlight}}, {{end}}limit {{.Limit}}{{end}}</td>
 <td class="num retry">{{seconds .RetryInSeconds}}</td>
 {{if $.Controls}}<td class="controls">
 {{if not .Isolated}}<form method="post"><input type="hidden" name="host" value="{{.Host}}"><input type="hidden" name="action" value="isolate"><button class="isolate" type="submit">Isolate</button></form>{{end}}

@@ -27,7 +27,7 @@ type Collector struct {
 	t *httpbreaker.Transport
 
 	state, requests, successes, failures, ignored, rejected, transitions *prometheus.Desc
-	shed, throttle, inFlight, shedding                                   *prometheus.Desc
+	shed, throttle, inFlight, limit, shedding                            *prometheus.Desc
 }
 
 // Option configures a Collector. An option given a value it cannot use
@@ -102,6 +102,7 @@ func New(t *httpbreaker.Transport, opts ...Option) (*Collector, error) {
 		shed:        desc("shed_total", "Requests refused for overload (Policy.Throttle or MaxConcurrent), part of rejected_total.", "host"),
 		throttle:    desc("throttle", "Share of calls adaptive throttling refuses now (Policy.Throttle).", "host"),
 		inFlight:    desc("in_flight", "Calls in flight now, counted under Policy.MaxConcurrent.", "host"),
+		limit:       desc("concurrency_limit", "The cap on calls in flight now: MaxConcurrent, or the adaptive limit under Policy.AdaptiveConcurrency; 0 when uncapped.", "host"),
 		shedding:    desc("shedding", "1 while a closed circuit refuses calls for overload: up but not healthy.", "host"),
 	}, nil
 }
@@ -109,7 +110,7 @@ func New(t *httpbreaker.Transport, opts ...Option) (*Collector, error) {
 // Describe sends the descriptors of every metric.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.state, c.requests, c.successes, c.failures, c.ignored, c.rejected, c.transitions,
-		c.shed, c.throttle, c.inFlight, c.shedding} {
+		c.shed, c.throttle, c.inFlight, c.limit, c.shedding} {
 		ch <- d
 	}
 }
@@ -137,6 +138,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.throttle, prometheus.GaugeValue, st.Throttle, st.Host)
 		ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(st.InFlight), st.Host)
+		ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(st.Limit), st.Host)
 		ch <- prometheus.MustNewConstMetric(c.shedding, prometheus.GaugeValue, shedding, st.Host)
 	}
 	for _, tc := range c.t.Transitions() {

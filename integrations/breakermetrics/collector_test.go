@@ -100,6 +100,9 @@ func TestCollectorShowsShedding(t *testing.T) {
 	c, err := breakermetrics.New(rt)
 	require.NoError(t, err)
 	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(`
+# HELP httpbreaker_concurrency_limit The cap on calls in flight now: MaxConcurrent, or the adaptive limit under Policy.AdaptiveConcurrency; 0 when uncapped.
+# TYPE httpbreaker_concurrency_limit gauge
+httpbreaker_concurrency_limit{host="busy.test"} 1
 # HELP httpbreaker_in_flight Calls in flight now, counted under Policy.MaxConcurrent.
 # TYPE httpbreaker_in_flight gauge
 httpbreaker_in_flight{host="busy.test"} 1
@@ -115,7 +118,7 @@ httpbreaker_state{host="busy.test"} 0
 # HELP httpbreaker_throttle Share of calls adaptive throttling refuses now (Policy.Throttle).
 # TYPE httpbreaker_throttle gauge
 httpbreaker_throttle{host="busy.test"} 0
-`), "httpbreaker_in_flight", "httpbreaker_shed_total", "httpbreaker_shedding", "httpbreaker_state", "httpbreaker_throttle"))
+`), "httpbreaker_concurrency_limit", "httpbreaker_in_flight", "httpbreaker_shed_total", "httpbreaker_shedding", "httpbreaker_state", "httpbreaker_throttle"))
 }
 
 func TestNewRejectsBadOptions(t *testing.T) {

@@ -15,6 +15,7 @@
 //	httpbreaker.shed            counter, {request}: of those, refused for overload (Policy.Throttle, MaxConcurrent)
 //	httpbreaker.throttle        gauge, 1: share of calls adaptive throttling refuses now
 //	httpbreaker.in_flight       gauge, {call}: calls in flight, counted under Policy.MaxConcurrent
+//	httpbreaker.concurrency.limit gauge, {call}: the cap on calls in flight now (MaxConcurrent, or the adaptive limit); 0 uncapped
 //	httpbreaker.shedding        gauge, 1: 1 while a closed circuit refuses calls for overload
 //
 // and, for the whole Transport, httpbreaker.transitions (counter,
@@ -96,7 +97,9 @@ func Register(t *httpbreaker.Transport, mp metric.MeterProvider, opts ...Option)
 		metric.WithDescription("Calls in flight now, counted under Policy.MaxConcurrent."))
 	shedding, err8 := meter.Int64ObservableGauge("httpbreaker.shedding", metric.WithUnit("1"),
 		metric.WithDescription("1 while a closed circuit refuses calls for overload: up but not healthy."))
-	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8); err != nil {
+	limit, err9 := meter.Int64ObservableGauge("httpbreaker.concurrency.limit", metric.WithUnit("{call}"),
+		metric.WithDescription("The cap on calls in flight now: MaxConcurrent, or the adaptive limit under Policy.AdaptiveConcurrency; 0 when uncapped."))
+	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8, err9); err != nil {
 		return nil, fmt.Errorf("breakerotel: %w", err)
 	}
 	observe := func(_ context.Context, o metric.Observer) error {
@@ -113,6 +116,7 @@ func Register(t *httpbreaker.Transport, mp metric.MeterProvider, opts ...Option)
 			o.ObserveInt64(shed, int64(st.Total.Shed), perHost)
 			o.ObserveFloat64(throttle, st.Throttle, perHost)
 			o.ObserveInt64(inFlight, int64(st.InFlight), perHost)
+			o.ObserveInt64(limit, int64(st.Limit), perHost)
 			isShedding := int64(0)
 			if st.Shedding {
 				isShedding = 1
@@ -125,5 +129,5 @@ func Register(t *httpbreaker.Transport, mp metric.MeterProvider, opts ...Option)
 		}
 		return nil
 	}
-	return meter.RegisterCallback(observe, state, calls, rejected, transitions, shed, throttle, inFlight, shedding)
+	return meter.RegisterCallback(observe, state, calls, rejected, transitions, shed, throttle, inFlight, shedding, limit)
 }
