@@ -8,9 +8,9 @@ import (
 // adaptiveLimit is a host's adaptive concurrency limit
 // (Policy.AdaptiveConcurrency): how many calls the concurrency cap lets
 // into flight, moved by the latency of the host's answers, measured from
-// admission to response headers. It starts at the ceiling (MaxConcurrent)
-// and works in windows of at least minSamples answers spanning at least
-// the host's unloaded latency (about one round trip: the loop cannot act
+// admission to response headers, of a share sampleShare of the calls. It
+// starts at the ceiling (MaxConcurrent) and works in windows of at least
+// minSamples timed answers spanning at least the host's unloaded latency (about one round trip: the loop cannot act
 // faster than the host answers):
 //
 //   - unloaded latency, noLoad: the lowest mean of a window that did not
@@ -39,8 +39,12 @@ import (
 type adaptiveLimit struct {
 	// limit is the limit now, read by every admission.
 	limit atomic.Int64
+	// learning is set until the first window closes: every call is timed.
+	learning atomic.Bool
 	// refusal is what its refusals return, built once.
 	refusal OverloadError
+	// answers counts every answer, timed or not: the host's throughput.
+	answers atomic.Int64
 
 	mu       sync.Mutex
 	estimate float64 // the limit, unrounded
@@ -60,16 +64,18 @@ type latencyWindow struct {
 	sum        int64 // of the latencies
 	peak       int64 // the most calls in flight seen at a sample
 	overloaded bool  // a 429 or 503 came
+	answered   int64 // the answers counted when it opened
 }
 
 // The adaptive limit's constants.
 const (
-	minSamples = 10
-	tolerance  = 1.15
-	growth     = 1.0 / 20
-	stuckAfter = 3
-	headroom   = 1.05
-	binding    = 0.9
+	minSamples  = 10
+	sampleShare = 0.25
+	tolerance   = 1.15
+	growth      = 1.0 / 20
+	stuckAfter  = 3
+	headroom    = 1.05
+	binding     = 0.9
 )
 
 func newAdaptiveLimit(host string, s *shared) *adaptiveLimit {
@@ -80,8 +86,17 @@ func newAdaptiveLimit(host string, s *shared) *adaptiveLimit {
 
 // admits returns how many calls in flight a call of criticality c may
 // join: the limit for Critical, a quarter less for Sheddable, a quarter
-// more (up to the ceiling) for CriticalPlus.
-func (l *adaptiveLimit) admits(s *shared, c Criticality) int {
+// more (up to the ceiling) for CriticalPlus. It draws whether to time the
+// call, and if so stamps tk with the admission time: a share sampleShare
+// of the calls is enough to measure latency, and reading the clock twice
+// per call would cost more than the rest of the rule.
+func (l *adaptiveLimit) admits(s *shared, c Criticality, tk *ticket) int {
+	if l.learning.Load() || s.random() < sampleShare {
+		tk.sampled = true
+		if !s.stamps {
+			tk.start = s.clock()
+		}
+	}
 	limit := int(l.limit.Load())
 	switch c {
 	case Sheddable:
@@ -92,38 +107,45 @@ func (l *adaptiveLimit) admits(s *shared, c Criticality) int {
 	return limit
 }
 
-// learn takes the sample of a call admitted at start, whose verdict is v,
-// with inFlight calls holding slots (this one too, if its answer has a
-// body): only an answer (response headers) teaches the limit anything.
-func (l *adaptiveLimit) learn(s *shared, start int64, v verdict, inFlight int64) {
+// learn takes the sample of the call of tk, whose verdict is v, with
+// inFlight calls holding slots now: only an answer (response headers)
+// teaches the limit anything.
+func (l *adaptiveLimit) learn(s *shared, tk ticket, v verdict, inFlight int64) {
 	if v.status == 0 {
 		return // no answer: the caller gave up, or the transport failed
 	}
+	answers := l.answers.Add(1)
+	if !tk.sampled {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	start := tk.start
 	if start < l.changed {
 		return // admitted under an older limit
 	}
 	w := &l.window
 	if w.samples == 0 {
-		w.opened = v.at
+		w.opened, w.answered = v.at, answers
 	}
 	w.samples++
 	w.sum += max(v.at-start, 0)
-	w.peak = max(w.peak, inFlight)
+	w.peak = max(w.peak, tk.joined, inFlight) // as it joined them, or now
 	w.overloaded = w.overloaded || v.status == 429 || v.status == 503
 	if w.samples >= minSamples && v.at-w.opened >= l.noLoad {
-		l.close(s, v.at)
+		l.close(s, v.at, answers)
 	}
 }
 
-// close ends the window at now and moves the limit.
-func (l *adaptiveLimit) close(s *shared, now int64) {
+// close ends the window at now, when answers have been counted, and moves
+// the limit.
+func (l *adaptiveLimit) close(s *shared, now, answers int64) {
 	w := l.window
 	l.window = latencyWindow{}
 	mean := w.sum / int64(w.samples)
 	if l.noLoad == 0 { // the first window: the limit leaves the ceiling
 		l.noLoad = max(mean, 1)
+		l.learning.Store(false)
 		l.set(s, now, min(l.estimate, float64(w.peak)*2))
 		return
 	}
@@ -148,7 +170,7 @@ func (l *adaptiveLimit) close(s *shared, now int64) {
 	l.lastMean = mean
 	// What the host sustains without a queue: its throughput over the
 	// window times its unloaded latency (Little's law).
-	target := float64(w.samples-1) * float64(l.noLoad) / float64(max(now-w.opened, 1)) * headroom
+	target := float64(answers-w.answered) * float64(l.noLoad) / float64(max(now-w.opened, 1)) * headroom
 	target = min(target, l.estimate)
 	if w.overloaded {
 		target = min(target, l.estimate*0.9)
@@ -174,6 +196,7 @@ func (l *adaptiveLimit) reset(s *shared) {
 	defer l.mu.Unlock()
 	l.estimate = float64(s.policy.MaxConcurrent)
 	l.limit.Store(int64(s.policy.MaxConcurrent))
+	l.learning.Store(true)
 	l.noLoad, l.changed, l.stuck, l.window = 0, s.clock(), 0, latencyWindow{}
 }
 

@@ -22,6 +22,13 @@ import (
 
 var adaptive = httpbreaker.Policy{AdaptiveConcurrency: true, FailureThreshold: 1}
 
+// timeEveryCall makes rt's adaptive limit time every call, not a share
+// drawn at random, so that ten calls make a window.
+func timeEveryCall(rt *httpbreaker.Transport) *httpbreaker.Transport {
+	httpbreaker.SetRandom(rt, func() float64 { return 0 })
+	return rt
+}
+
 // answerIn returns a base that answers 200 after moving clock on by d.
 func answerIn(clock *fakeClock, d time.Duration) roundTripFunc {
 	return func(req *http.Request) (*http.Response, error) {
@@ -90,11 +97,11 @@ func TestAdaptiveLimitRefusesOverTheLimit(t *testing.T) {
 		return g.RoundTrip(req)
 	})
 	var refused error
-	rt := newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(adaptive),
+	rt := timeEveryCall(newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(adaptive),
 		httpbreaker.WithFallback(func(req *http.Request, err error) (*http.Response, error) {
 			refused = err
 			return nil, err
-		}))
+		})))
 	learnLimitOfTwo(t, rt, "http://api.test/")
 	learning = false
 
@@ -146,7 +153,7 @@ func TestAdaptiveLimitRefusesSheddableFirstAndCriticalPlusLast(t *testing.T) {
 		}
 		return g.RoundTrip(req)
 	})
-	rt := newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(adaptive))
+	rt := timeEveryCall(newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(adaptive)))
 	learnLimitOfTwo(t, rt, "http://api.test/")
 	learning = false
 
@@ -197,9 +204,9 @@ func TestAdaptiveLimitIgnoresTransportErrorsAndCancellations(t *testing.T) {
 		}
 		return response(req, http.StatusOK, "ok"), nil
 	})
-	rt := newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(httpbreaker.Policy{
+	rt := timeEveryCall(newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(httpbreaker.Policy{
 		AdaptiveConcurrency: true, FailureThreshold: 100,
-	}))
+	})))
 	for range 10 {
 		_, err := get(t, rt, "http://api.test/")
 		require.Error(t, err)
@@ -233,10 +240,10 @@ func TestAdaptiveLimitLearnsFromProbes(t *testing.T) {
 		}
 		return answerIn(clock, 10*time.Millisecond)(req)
 	})
-	rt := newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(httpbreaker.Policy{
+	rt := timeEveryCall(newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(httpbreaker.Policy{
 		AdaptiveConcurrency: true, FailureThreshold: 1, ResetTimeout: time.Second,
 		HalfOpenMaxRequests: 10, SuccessThreshold: 10,
-	}))
+	})))
 	_, err := get(t, rt, "http://api.test/")
 	require.Error(t, err)
 	require.True(t, rt.IsOpen("api.test"))
@@ -253,7 +260,7 @@ func TestAdaptiveLimitLearnsFromProbes(t *testing.T) {
 
 func TestClearStateRestartsTheAdaptiveLimit(t *testing.T) {
 	clock := newClock()
-	rt := newTransport(t, answerIn(clock, 10*time.Millisecond), httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(adaptive))
+	rt := timeEveryCall(newTransport(t, answerIn(clock, 10*time.Millisecond), httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(adaptive)))
 	learnLimitOfTwo(t, rt, "http://api.test/")
 	rt.ClearState("api.test")
 	assert.Equal(t, httpbreaker.DefaultMaxConcurrent, rt.Status("api.test").Limit)
@@ -276,6 +283,7 @@ func TestAdaptiveLimitOverRealTransports(t *testing.T) {
 	overProtocols(t, handler, func(t *testing.T, srv *httptest.Server, base *http.Transport) {
 		client, rt, err := httpbreaker.NewClient(&http.Client{Transport: base}, httpbreaker.WithPolicy(adaptive))
 		require.NoError(t, err)
+		timeEveryCall(rt)
 		key := srv.Listener.Addr().String()
 		for range 10 {
 			resp, err := client.Get(srv.URL + "/")

@@ -73,10 +73,12 @@ func policyContenders(b *testing.B) map[string]http.RoundTripper {
 		"all-policies": make(httpbreaker.Policy{Window: 30 * time.Second, SlowCall: time.Second, MaxResetTimeout: time.Hour, MaxRetryAfter: time.Minute}),
 		"throttle":     make(httpbreaker.Policy{Window: 30 * time.Second, Throttle: 1.5}),
 		"concurrency":  make(httpbreaker.Policy{MaxConcurrent: 1 << 20}),
+		// its floor at its ceiling: the sample and the windows, no refusal
+		"adaptive": make(httpbreaker.Policy{AdaptiveConcurrency: true, MaxConcurrent: 1 << 20, MinConcurrent: 1 << 20}),
 	}
 }
 
-var policyNames = []string{"bare", "mutex+now", "default", "window", "slowcall", "window+slow", "all-policies", "throttle", "concurrency"}
+var policyNames = []string{"bare", "mutex+now", "default", "window", "slowcall", "window+slow", "all-policies", "throttle", "concurrency", "adaptive"}
 
 func BenchmarkPolicyClosed(b *testing.B) {
 	all := policyContenders(b)
@@ -107,6 +109,7 @@ func BenchmarkConcurrencyCapWithBody(b *testing.B) {
 	}{
 		{"default", httpbreaker.Policy{}},
 		{"maxconcurrent", httpbreaker.Policy{MaxConcurrent: 1 << 20}},
+		{"adaptive", httpbreaker.Policy{AdaptiveConcurrency: true, MaxConcurrent: 1 << 20, MinConcurrent: 1 << 20}},
 	} {
 		rt, err := httpbreaker.New(base, httpbreaker.WithPolicy(c.policy))
 		if err != nil {

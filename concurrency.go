@@ -23,13 +23,15 @@ func newConcurrencyCap(host string) *concurrencyCap {
 	return &concurrencyCap{refusal: OverloadError{Host: host}}
 }
 
-// acquire takes a slot, or reports false when max calls hold one.
-func (c *concurrencyCap) acquire(max int) bool {
-	if c.inFlight.Add(1) > int64(max) {
+// acquire takes a slot and returns how many calls hold one, this one
+// included, or 0 when max calls already held one.
+func (c *concurrencyCap) acquire(max int) int64 {
+	n := c.inFlight.Add(1)
+	if n > int64(max) {
 		c.inFlight.Add(-1)
-		return false
+		return 0
 	}
-	return true
+	return n
 }
 
 // release gives a slot back.

@@ -17,7 +17,7 @@ func (t *Transport) judge(req *http.Request, tk ticket, resp *http.Response, err
 		v.status = resp.StatusCode
 	}
 	p := &t.s.policy
-	if t.s.timed {
+	if t.s.timed || tk.sampled {
 		v.at, v.timed = t.s.clock(), true
 	}
 	if v.outcome == Success && p.SlowCall > 0 && v.at-tk.start > int64(p.SlowCall) {

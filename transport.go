@@ -65,8 +65,8 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 			now:       c.now,
 			epoch:     c.now(),
 			listeners: c.listeners,
-			timed:     policy.Window > 0 || policy.SlowCall > 0 || policy.AdaptiveConcurrency,
-			stamps:    policy.SlowCall > 0 || policy.AdaptiveConcurrency,
+			timed:     policy.Window > 0 || policy.SlowCall > 0,
+			stamps:    policy.SlowCall > 0,
 			plain:     policy.Window == 0 && policy.SlowCall == 0 && policy.MaxRetryAfter == 0 && !sheds,
 			throttles: policy.Throttle > 0,
 			caps:      policy.MaxConcurrent > 0,
@@ -124,10 +124,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if t.s.caps { // the concurrency cap
 		limit, refusal := t.s.policy.MaxConcurrent, &b.more.slots.refusal
-		if t.s.adapts { // its limit, adaptive
-			limit, refusal = b.more.limit.admits(&t.s, criticality), &b.more.limit.refusal
+		if t.s.adapts { // its limit, adaptive, which times a share of the calls
+			limit, refusal = b.more.limit.admits(&t.s, criticality, &tk), &b.more.limit.refusal
 		}
-		if !b.more.slots.acquire(limit) {
+		if tk.joined = b.more.slots.acquire(limit); tk.joined == 0 {
 			return t.shed(req, b, tk, refusal)
 		}
 		if b.forgotten.Load() { // evicted as the call took its slot: again, on the key's new host
@@ -169,7 +169,7 @@ func (t *Transport) account(b *breaker, tk ticket, v verdict) {
 		b.more.throttle.account(&t.s, v)
 	}
 	if t.s.adapts {
-		b.more.limit.learn(&t.s, tk.start, v, b.more.slots.inFlight.Load())
+		b.more.limit.learn(&t.s, tk, v, b.more.slots.inFlight.Load())
 	}
 	b.more.shedding.afterCall(&t.s, b, v)
 }
@@ -259,7 +259,7 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 		return t.judge(req, tk, resp, err)
 	})
 	if t.s.adapts { // a probe's answer teaches the adaptive limit too
-		b.more.limit.learn(&t.s, tk.start, v, b.more.slots.inFlight.Load())
+		b.more.limit.learn(&t.s, tk, v, b.more.slots.inFlight.Load())
 	}
 	if t.stale != nil {
 		return t.staleIfError(req, resp, err, v.outcome)
@@ -268,12 +268,16 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 }
 
 // ticket is what an admitted call carries to its report: the generation it
-// was admitted in, whether it holds a probe slot, and when it was admitted
-// (a clock offset, read only for the slow-call rule).
+// was admitted in, whether it holds a probe slot, when it was admitted (a
+// clock offset, read only for the rules that need it), how many calls held
+// a concurrency slot once it took its own (under a cap), and whether the
+// adaptive limit times it.
 type ticket struct {
-	gen   uint32
-	probe bool
-	start int64
+	gen     uint32
+	probe   bool
+	sampled bool
+	start   int64
+	joined  int64
 }
 
 // giveBack frees what an admitted call that will not be sent holds: its

@@ -39,6 +39,10 @@ var contenders = []contender{
 	{"httpbreaker", newHTTPBreaker},
 	{"httpbreaker-window", newHTTPBreakerWith(httpbreaker.Policy{Window: 30 * time.Second})},
 	{"httpbreaker-throttle", newHTTPBreakerWith(httpbreaker.Policy{Window: 30 * time.Second, Throttle: 1.1})},
+	{"httpbreaker-maxconcurrent", newHTTPBreakerWith(httpbreaker.Policy{MaxConcurrent: 1 << 20})},
+	// The adaptive limit with its floor at its ceiling: every call pays for
+	// its sample and its windows, and nothing is refused.
+	{"httpbreaker-adaptive", newHTTPBreakerWith(httpbreaker.Policy{AdaptiveConcurrency: true, MaxConcurrent: 1 << 20, MinConcurrent: 1 << 20})},
 	{"gobreaker", newGoBreaker},
 	{"failsafe", newFailsafe},
 	{"resty-client", newRestyClient},
