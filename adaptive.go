@@ -7,35 +7,39 @@ import (
 
 // adaptiveLimit is a host's adaptive concurrency limit
 // (Policy.AdaptiveConcurrency): how many calls the concurrency cap lets
-// into flight, moved by the latency of the host's answers, measured from
-// admission to response headers, of a share sampleShare of the calls. It
-// starts at the ceiling (MaxConcurrent) and works in windows of at least
-// minSamples timed answers spanning at least the host's unloaded latency (about one round trip: the loop cannot act
-// faster than the host answers):
+// into flight, moved by the latency of the host's answers from admission
+// to response headers. It starts at the ceiling (MaxConcurrent) and works
+// in windows of at least minSamples timed answers spanning at least the
+// host's unloaded latency, about one round trip (the loop cannot act
+// faster than the host answers). Every call is timed until the first
+// window closes, then a share sampleShare of them: two clock reads per
+// call would cost more than the rest of the rule.
 //
-//   - unloaded latency, noLoad: the lowest mean of a window that did not
-//     queue;
-//   - a window queues when its mean exceeds tolerance × noLoad, or when the
-//     host answered 429 or 503 (it sheds load: it is past its knee);
-//   - a window that did not queue, with calls in flight at least half the
-//     limit, grows the limit by a twentieth (at least 1);
-//   - a window that queued sets the limit to the calls in flight times
-//     noLoad / mean (at most halving it, and at most ×0.9 after a 429 or
-//     503): with a queue in front of C workers, latency is L/C times the
-//     unloaded one, so one step lands the limit on C;
-//   - answers to calls admitted before the limit last moved say nothing of
-//     the new limit and are left out;
-//   - when stuckAfter queueing windows in a row do not lower the latency,
-//     cutting the limit is not what moves it (the host got slower, or
-//     other clients fill it): the latency becomes the new unloaded one and
-//     the limit goes back to where the run of cuts began.
+//   - The first window sets the unloaded latency, noLoad, to its mean, and
+//     the limit to twice the calls in flight it saw.
+//   - A window queues when its mean exceeds tolerance × noLoad, or when the
+//     host answered 429 or 503 (it sheds load: it is past its knee).
+//   - The limit moves only when it binds (a window saw calls in flight of
+//     at least binding × the limit): a latency rise while the calls in
+//     flight stay under it is noise, or a queue this limit did not build.
+//   - A binding window that did not queue grows the limit by a twentieth
+//     (at least 1) and lowers noLoad to its mean if lower.
+//   - A binding window that queued sets the limit to what the host serves
+//     without a queue, its throughput over the window times noLoad
+//     (Little's law), with headroom; at most 0.9 × the limit after a 429
+//     or 503. However long the backlog, one step lands on the knee.
+//   - Answers to calls admitted before the limit last moved say nothing of
+//     the new limit and are left out.
+//   - When stuckAfter queueing windows in a row fail to lower the latency,
+//     the cuts are not what moves it (the host got slower, or other
+//     clients fill it): the latency becomes the new noLoad and the limit
+//     goes back to where the run of cuts began.
 //
-// The limit thus saws between the knee and tolerance times it, dipping to
-// the knee each cycle, where the unloaded latency is measured again.
-// Caller cancellations, transport errors and refusals give no sample;
-// probes do. At the limit, Sheddable calls are refused first (they may
-// use the limit less a quarter), then Critical, and CriticalPlus last
-// (they may go a quarter over it, up to the ceiling).
+// Under overload the limit thus saws between the knee and tolerance times
+// it. Caller cancellations, transport errors and refusals give no sample;
+// probes do. At the limit, Sheddable calls are refused first (they may use
+// the limit less a quarter), then Critical, and CriticalPlus last (they
+// may go a quarter over it, up to the ceiling).
 type adaptiveLimit struct {
 	// limit is the limit now, read by every admission.
 	limit atomic.Int64
@@ -62,7 +66,7 @@ type latencyWindow struct {
 	opened     int64 // when its first sample came
 	samples    int
 	sum        int64 // of the latencies
-	peak       int64 // the most calls in flight seen at a sample
+	peak       int64 // the most calls in flight seen by a sample, at admission or answer
 	overloaded bool  // a 429 or 503 came
 	answered   int64 // the answers counted when it opened
 }
