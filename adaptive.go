@@ -45,8 +45,6 @@ type adaptiveLimit struct {
 	limit atomic.Int64
 	// learning is set until the first window closes: every call is timed.
 	learning atomic.Bool
-	// refusal is what its refusals return, built once.
-	refusal OverloadError
 	// answers counts every answer, timed or not: the host's throughput.
 	answers atomic.Int64
 
@@ -66,7 +64,7 @@ type latencyWindow struct {
 	opened     int64 // when its first sample came
 	samples    int
 	sum        int64 // of the latencies
-	peak       int64 // the most calls in flight seen by a sample, at admission or answer
+	peak       int64 // the most calls in flight seen at a sample
 	overloaded bool  // a 429 or 503 came
 	answered   int64 // the answers counted when it opened
 }
@@ -82,8 +80,8 @@ const (
 	binding     = 0.9
 )
 
-func newAdaptiveLimit(host string, s *shared) *adaptiveLimit {
-	l := &adaptiveLimit{refusal: OverloadError{Host: host, Adaptive: true}}
+func newAdaptiveLimit(s *shared) *adaptiveLimit {
+	l := new(adaptiveLimit)
 	l.reset(s)
 	return l
 }
@@ -91,53 +89,53 @@ func newAdaptiveLimit(host string, s *shared) *adaptiveLimit {
 // admits returns how many calls in flight a call of criticality c may
 // join: the limit for Critical, a quarter less for Sheddable, a quarter
 // more (up to the ceiling) for CriticalPlus. It draws whether to time the
-// call, and if so stamps tk with the admission time: a share sampleShare
-// of the calls is enough to measure latency, and reading the clock twice
-// per call would cost more than the rest of the rule.
-func (l *adaptiveLimit) admits(s *shared, c Criticality, tk *ticket) int {
-	if l.learning.Load() || s.random() < sampleShare {
-		tk.sampled = true
-		if !s.stamps {
-			tk.start = s.clock()
-		}
+// call, and if so returns tk stamped with the admission time: a share
+// sampleShare of the calls is enough to measure latency, and reading the
+// clock twice per call would cost more than the rest of the rule. A call
+// whose admission was already read (SlowCall, a probe) is timed anyway.
+// (The ticket goes in and out by value: its address would keep it off
+// registers on every call's path.)
+func (l *adaptiveLimit) admits(s *shared, c Criticality, tk ticket) (int, ticket) {
+	if tk.start == 0 && (l.learning.Load() || s.random() < sampleShare) {
+		tk.start = max(s.clock(), 1) // 0 means not timed
 	}
 	limit := int(l.limit.Load())
 	switch c {
 	case Sheddable:
-		return max(1, limit-max(1, limit/4))
+		return max(1, limit-max(1, limit/4)), tk
 	case CriticalPlus:
-		return min(s.policy.MaxConcurrent, limit+max(1, limit/4))
+		return min(s.policy.MaxConcurrent, limit+max(1, limit/4)), tk
 	}
-	return limit
+	return limit, tk
 }
 
-// learn takes the sample of the call of tk, whose verdict is v, with
-// inFlight calls holding slots now: only an answer (response headers)
-// teaches the limit anything.
-func (l *adaptiveLimit) learn(s *shared, tk ticket, v verdict, inFlight int64) {
-	if v.status == 0 {
+// learn counts a call's answer, status (0 for none), and if the call was
+// timed from start (0 for not) to at, takes its sample, with inFlight
+// calls holding slots now (this one too, unless its answer has no body).
+// Only an answer (response headers) teaches the limit anything.
+func (l *adaptiveLimit) learn(s *shared, start, at int64, status int, inFlight int64) {
+	if status == 0 {
 		return // no answer: the caller gave up, or the transport failed
 	}
 	answers := l.answers.Add(1)
-	if !tk.sampled {
-		return
+	if start == 0 {
+		return // not timed
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	start := tk.start
 	if start < l.changed {
 		return // admitted under an older limit
 	}
 	w := &l.window
 	if w.samples == 0 {
-		w.opened, w.answered = v.at, answers
+		w.opened, w.answered = at, answers
 	}
 	w.samples++
-	w.sum += max(v.at-start, 0)
-	w.peak = max(w.peak, tk.joined, inFlight) // as it joined them, or now
-	w.overloaded = w.overloaded || v.status == 429 || v.status == 503
-	if w.samples >= minSamples && v.at-w.opened >= l.noLoad {
-		l.close(s, v.at, answers)
+	w.sum += max(at-start, 0)
+	w.peak = max(w.peak, inFlight, 1)
+	w.overloaded = w.overloaded || status == 429 || status == 503
+	if w.samples >= minSamples && at-w.opened >= l.noLoad {
+		l.close(s, at, answers)
 	}
 }
 

@@ -22,7 +22,7 @@ func newLimitHarness(p Policy) *limitHarness {
 	p.AdaptiveConcurrency = true
 	epoch := time.Unix(1_700_000_000, 0)
 	s := &shared{policy: p.withDefaults(), epoch: epoch, now: func() time.Time { return epoch }, random: rand.Float64}
-	return &limitHarness{s: s, l: newAdaptiveLimit("api.test", s)}
+	return &limitHarness{s: s, l: newAdaptiveLimit(s)}
 }
 
 // window feeds n answers with status, each admitted latency before it
@@ -33,7 +33,7 @@ func newLimitHarness(p Policy) *limitHarness {
 func (h *limitHarness) window(n int, latency time.Duration, inFlight int, status int) {
 	for i := range n {
 		at := h.now + int64(latency) + int64(i)*int64(latency)/int64(n-1)
-		h.l.learn(h.s, ticket{sampled: true, start: at - int64(latency), joined: int64(inFlight)}, verdict{at: at, status: status}, int64(inFlight))
+		h.l.learn(h.s, at-int64(latency), at, status, int64(inFlight))
 	}
 	h.now += 2*int64(latency) + 1
 }
@@ -103,7 +103,7 @@ func TestAdaptiveLimitIgnoresCallsAdmittedBeforeItMoved(t *testing.T) {
 	// Slow answers to calls admitted before that move.
 	for i := range 20 {
 		at := h.now + int64(i)
-		h.l.learn(h.s, ticket{sampled: true, joined: 100}, verdict{at: at, status: http.StatusOK}, 100)
+		h.l.learn(h.s, 1, at, http.StatusOK, 100)
 	}
 	assert.Equal(t, 100, h.limit())
 	assert.Zero(t, h.l.window.samples)
@@ -137,14 +137,14 @@ func TestAdaptiveLimitTakesALastingSlowdownAsTheNewNormal(t *testing.T) {
 func TestAdaptiveLimitSharesItselfByCriticality(t *testing.T) {
 	h := newLimitHarness(Policy{MaxConcurrent: 45})
 	h.window(11, unloaded, 20, http.StatusOK) // 40
-	assert.Equal(t, 30, h.l.admits(h.s, Sheddable, new(ticket)))
-	assert.Equal(t, 40, h.l.admits(h.s, Critical, new(ticket)))
-	assert.Equal(t, 45, h.l.admits(h.s, CriticalPlus, new(ticket)), "a quarter over, up to the ceiling")
+	assert.Equal(t, 30, admitted(h, Sheddable))
+	assert.Equal(t, 40, admitted(h, Critical))
+	assert.Equal(t, 45, admitted(h, CriticalPlus), "a quarter over, up to the ceiling")
 
 	h = newLimitHarness(Policy{})
 	h.window(11, unloaded, 1, http.StatusOK) // 2
-	assert.Equal(t, 1, h.l.admits(h.s, Sheddable, new(ticket)), "always at least one")
-	assert.Equal(t, 3, h.l.admits(h.s, CriticalPlus, new(ticket)))
+	assert.Equal(t, 1, admitted(h, Sheddable), "always at least one")
+	assert.Equal(t, 3, admitted(h, CriticalPlus))
 }
 
 func TestAdaptiveLimitResetStartsOver(t *testing.T) {
@@ -162,22 +162,24 @@ func TestAdaptiveLimitTimesAShareOfTheCalls(t *testing.T) {
 	h.s.now = func() time.Time { return h.s.epoch.Add(time.Second) }
 	draw := 0.0
 	h.s.random = func() float64 { return draw }
-	var tk ticket
-	h.l.admits(h.s, Critical, &tk)
-	assert.True(t, tk.sampled)
+	_, tk := h.l.admits(h.s, Critical, ticket{})
+	assert.NotZero(t, tk.start)
 	assert.Equal(t, int64(time.Second), tk.start)
 
 	draw = sampleShare
-	tk = ticket{}
-	h.l.admits(h.s, Critical, &tk)
-	assert.True(t, tk.sampled, "until its first window, every call is timed")
+	_, tk = h.l.admits(h.s, Critical, ticket{})
+	assert.NotZero(t, tk.start, "until its first window, every call is timed")
 	h.window(11, unloaded, 20, http.StatusOK)
-	tk = ticket{}
-	h.l.admits(h.s, Critical, &tk)
-	assert.False(t, tk.sampled)
-	assert.Zero(t, tk.start, "no clock read")
+	_, tk = h.l.admits(h.s, Critical, ticket{})
+	assert.Zero(t, tk.start, "not timed: no clock read")
 	for range 20 {
-		h.l.learn(h.s, tk, verdict{at: int64(time.Second), status: http.StatusOK}, 1)
+		h.l.learn(h.s, tk.start, int64(time.Second), http.StatusOK, 1)
 	}
 	assert.Zero(t, h.l.window.samples, "an untimed call teaches nothing")
+}
+
+// admitted is how many calls in flight a call of criticality c may join.
+func admitted(h *limitHarness, c Criticality) int {
+	limit, _ := h.l.admits(h.s, c, ticket{})
+	return limit
 }

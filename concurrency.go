@@ -19,19 +19,19 @@ type concurrencyCap struct {
 	refusal OverloadError
 }
 
-func newConcurrencyCap(host string) *concurrencyCap {
-	return &concurrencyCap{refusal: OverloadError{Host: host}}
+// newConcurrencyCap makes host's cap; adaptive says its limit is the
+// adaptive limit's (adaptive.go), which its refusals say.
+func newConcurrencyCap(host string, adaptive bool) *concurrencyCap {
+	return &concurrencyCap{refusal: OverloadError{Host: host, Adaptive: adaptive}}
 }
 
-// acquire takes a slot and returns how many calls hold one, this one
-// included, or 0 when max calls already held one.
-func (c *concurrencyCap) acquire(max int) int64 {
-	n := c.inFlight.Add(1)
-	if n > int64(max) {
+// acquire takes a slot, or reports false when max calls hold one.
+func (c *concurrencyCap) acquire(max int) bool {
+	if c.inFlight.Add(1) > int64(max) {
 		c.inFlight.Add(-1)
-		return 0
+		return false
 	}
-	return n
+	return true
 }
 
 // release gives a slot back.

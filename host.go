@@ -40,10 +40,10 @@ func newHost(key string, s *shared) *breaker {
 		m.throttle = newThrottle(key)
 	}
 	if s.caps {
-		m.slots = newConcurrencyCap(key)
+		m.slots = newConcurrencyCap(key, s.adapts)
 	}
 	if s.adapts {
-		m.limit = newAdaptiveLimit(key, s)
+		m.limit = newAdaptiveLimit(s)
 	}
 	if s.sheds {
 		m.shedding = new(shedding)

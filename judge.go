@@ -13,11 +13,8 @@ import (
 // timed rules: slow calls and Retry-After.
 func (t *Transport) judge(req *http.Request, tk ticket, resp *http.Response, err error) verdict {
 	v := verdict{outcome: t.classifyCall(req, resp, err)}
-	if err == nil {
-		v.status = resp.StatusCode
-	}
 	p := &t.s.policy
-	if t.s.timed || tk.sampled {
+	if t.s.timed || t.s.adapts && tk.start != 0 { // the adaptive limit times this one
 		v.at, v.timed = t.s.clock(), true
 	}
 	if v.outcome == Success && p.SlowCall > 0 && v.at-tk.start > int64(p.SlowCall) {
@@ -86,8 +83,6 @@ type verdict struct {
 	// until, if not 0, is when a Retry-After asks the circuit to stay open
 	// until.
 	until int64
-	// status is the answer's status code; 0 when no answer came (an error).
-	status int
 }
 
 // classifyCall runs the classifier on a call's result. When the request's

@@ -123,12 +123,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.shed(req, b, tk, &b.more.throttle.refusal)
 	}
 	if t.s.caps { // the concurrency cap
-		limit, refusal := t.s.policy.MaxConcurrent, &b.more.slots.refusal
+		limit := t.s.policy.MaxConcurrent
 		if t.s.adapts { // its limit, adaptive, which times a share of the calls
-			limit, refusal = b.more.limit.admits(&t.s, criticality, &tk), &b.more.limit.refusal
+			limit, tk = b.more.limit.admits(&t.s, criticality, tk)
 		}
-		if tk.joined = b.more.slots.acquire(limit); tk.joined == 0 {
-			return t.shed(req, b, tk, refusal)
+		if !b.more.slots.acquire(limit) {
+			return t.shed(req, b, tk, &b.more.slots.refusal)
 		}
 		if b.forgotten.Load() { // evicted as the call took its slot: again, on the key's new host
 			t.giveBack(b, tk)
@@ -149,7 +149,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		outcome = v.outcome
 		b.report(&t.s, tk, v)
 		if t.s.sheds { // then by the rules beyond the circuit
-			t.account(b, tk, v)
+			t.account(b, v)
+		}
+		if t.s.adapts { // and by the adaptive limit
+			b.more.limit.learn(&t.s, tk.start, v.at, answer(resp, err), b.more.slots.inFlight.Load())
 		}
 	}
 	if t.fleet != nil && (outcome != Success || hadFailures) && !b.forgotten.Load() { // a healthy call tells the fleet nothing
@@ -162,16 +165,20 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // account counts a closed-path call's verdict for each rule beyond the
-// circuit, in RoundTrip's order: the throttle, the adaptive limit, then
-// the shedding news.
-func (t *Transport) account(b *breaker, tk ticket, v verdict) {
+// circuit, in RoundTrip's order: the throttle, then the shedding news.
+func (t *Transport) account(b *breaker, v verdict) {
 	if t.s.throttles {
 		b.more.throttle.account(&t.s, v)
 	}
-	if t.s.adapts {
-		b.more.limit.learn(&t.s, tk, v, b.more.slots.inFlight.Load())
-	}
 	b.more.shedding.afterCall(&t.s, b, v)
+}
+
+// answer is the status code of a call's answer, or 0 when none came.
+func answer(resp *http.Response, err error) int {
+	if err != nil || resp == nil {
+		return 0
+	}
+	return resp.StatusCode
 }
 
 // breakerFor returns the breaker of req's key and the request's
@@ -259,7 +266,7 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 		return t.judge(req, tk, resp, err)
 	})
 	if t.s.adapts { // a probe's answer teaches the adaptive limit too
-		b.more.limit.learn(&t.s, tk, v, b.more.slots.inFlight.Load())
+		b.more.limit.learn(&t.s, tk.start, v.at, answer(resp, err), b.more.slots.inFlight.Load())
 	}
 	if t.stale != nil {
 		return t.staleIfError(req, resp, err, v.outcome)
@@ -268,16 +275,13 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 }
 
 // ticket is what an admitted call carries to its report: the generation it
-// was admitted in, whether it holds a probe slot, when it was admitted (a
-// clock offset, read only for the rules that need it), how many calls held
-// a concurrency slot once it took its own (under a cap), and whether the
-// adaptive limit times it.
+// was admitted in, whether it holds a probe slot, and when it was admitted
+// (a clock offset, read only for the rules that need it; 0 when not read).
+// It stays small: it is passed on every call.
 type ticket struct {
-	gen     uint32
-	probe   bool
-	sampled bool
-	start   int64
-	joined  int64
+	gen   uint32
+	probe bool
+	start int64
 }
 
 // giveBack frees what an admitted call that will not be sent holds: its

@@ -84,9 +84,12 @@ func readmeOverload(ctx context.Context) (context.Context, []httpbreaker.Policy)
 	// never more than 50 calls in flight to one host: a slow host holds 50 goroutines, not thousands
 	bulkhead := httpbreaker.Policy{MaxConcurrent: 50}
 
+	// as many calls in flight as each host serves without queueing, found from its latency, at most 200
+	adaptive := httpbreaker.Policy{AdaptiveConcurrency: true, MaxConcurrent: 200}
+
 	// background work yields to user-facing work when a host is overloaded
 	ctx = httpbreaker.WithCriticality(ctx, httpbreaker.Sheddable)
-	return ctx, []httpbreaker.Policy{throttle, bulkhead}
+	return ctx, []httpbreaker.Policy{throttle, bulkhead, adaptive}
 }
 
 func readmeClassifiers() []httpbreaker.Option {
