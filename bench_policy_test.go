@@ -129,3 +129,32 @@ func BenchmarkConcurrencyCapWithBody(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAllowRetry prices a retry decision on a tracked, closed host:
+// allowed (a floor no benchmark spends), and denied by an open circuit.
+func BenchmarkAllowRetry(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		status int
+	}{{"allowed", http.StatusOK}, {"denied-open", http.StatusInternalServerError}} {
+		rt, err := httpbreaker.New(roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: c.status, Body: http.NoBody, Request: req}, nil
+		}), httpbreaker.WithPolicy(httpbreaker.Policy{Window: time.Hour, RetryBudget: 0.2, MinRetries: 1<<30 - 1, FailureThreshold: 1}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodGet, "http://api.test/", nil)
+		if _, err := rt.RoundTrip(req); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			want := c.status == http.StatusOK
+			for b.Loop() {
+				if rt.AllowRetry(req) != want {
+					b.Fatal("unexpected answer")
+				}
+			}
+		})
+	}
+}

@@ -23,6 +23,7 @@ type hostMore struct {
 	slots    *concurrencyCap // Policy.MaxConcurrent: concurrency.go
 	limit    *adaptiveLimit  // Policy.AdaptiveConcurrency: adaptive.go
 	shedding *shedding       // either: their refusals, shedding.go
+	budget   *retryBudget    // Policy.RetryBudget: budget.go
 }
 
 // newHost makes the record of a host, closed, with the parts its policy
@@ -48,6 +49,9 @@ func newHost(key string, s *shared) *breaker {
 	if s.sheds {
 		m.shedding = new(shedding)
 	}
+	if s.budgets {
+		m.budget = new(retryBudget)
+	}
 	b.more = m
 	return b
 }
@@ -55,11 +59,14 @@ func newHost(key string, s *shared) *breaker {
 // status describes the host: its circuit, then each rule's part.
 func (b *breaker) hostStatus(s *shared) HostStatus {
 	st := b.status(s)
+	m := b.more
+	if s.budgets {
+		m.budget.status(&st)
+	}
 	if !s.sheds {
 		return st
 	}
 	now := s.clock()
-	m := b.more
 	m.shedding.status(s, &st, now)
 	if s.throttles {
 		m.throttle.status(s, &st, now)
@@ -80,6 +87,9 @@ func (b *breaker) clearRules(s *shared) {
 	}
 	if s.adapts {
 		b.more.limit.reset(s)
+	}
+	if s.budgets {
+		b.more.budget.reset()
 	}
 }
 

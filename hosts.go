@@ -21,6 +21,10 @@ type Counts struct {
 	// Shed counts the refusals, of those, for overload (Policy.Throttle
 	// or MaxConcurrent) rather than an open circuit.
 	Shed uint64 `json:"shed"`
+	// Retries counts the retries Transport.AllowRetry allowed, and
+	// RetriesDenied those it refused; counted under Policy.RetryBudget.
+	Retries       uint64 `json:"retries"`
+	RetriesDenied uint64 `json:"retries_denied"`
 }
 
 // snapshot reads the counters as Counts: Requests is their sum.

@@ -97,6 +97,16 @@ type Policy struct {
 	// MinConcurrent is the adaptive limit's floor. 0 means 1; at most
 	// the ceiling. Needs AdaptiveConcurrency.
 	MinConcurrent int
+	// RetryBudget is how many retries a host may take, as a share of its
+	// calls over Window that were not retries themselves (Finagle and
+	// Envoy use 0.2): Transport.AllowRetry withdraws them, and says no
+	// once they are spent, so retry layers can never multiply an outage.
+	// 0: off; otherwise in (0, 1], and it needs Window.
+	RetryBudget float64
+	// MinRetries is how many retries per Window are allowed whatever the
+	// share, so a quiet host can still retry. 0 means 10. Needs
+	// RetryBudget.
+	MinRetries int
 }
 
 // Policy defaults, applied to zero fields.
@@ -109,6 +119,7 @@ const (
 	DefaultFailureRatio        = 0.5  // with Window set
 	DefaultMaxThrottle         = 0.9  // with Throttle set
 	DefaultMaxConcurrent       = 1000 // the ceiling with AdaptiveConcurrency set
+	DefaultMinRetries          = 10   // with RetryBudget set
 )
 
 // withDefaults returns p with every zero field set to its default.
@@ -140,6 +151,9 @@ func (p Policy) withDefaults() Policy {
 	if p.AdaptiveConcurrency && p.MinConcurrent == 0 {
 		p.MinConcurrent = 1
 	}
+	if p.RetryBudget > 0 && p.MinRetries == 0 {
+		p.MinRetries = DefaultMinRetries
+	}
 	return p
 }
 
@@ -155,6 +169,7 @@ func (p Policy) validate() error {
 		{"MinimumRequests", p.MinimumRequests},
 		{"MaxConcurrent", p.MaxConcurrent},
 		{"MinConcurrent", p.MinConcurrent},
+		{"MinRetries", p.MinRetries},
 	}
 	for _, c := range counts {
 		if c.value < 0 || c.value > maxCount {
@@ -193,6 +208,14 @@ func (p Policy) validate() error {
 	}
 	if ceiling := p.withDefaults().MaxConcurrent; p.MinConcurrent > ceiling {
 		return fmt.Errorf("httpbreaker: Policy.MinConcurrent is %d, above the ceiling MaxConcurrent %d", p.MinConcurrent, ceiling)
+	}
+	switch {
+	case !(p.RetryBudget >= 0 && p.RetryBudget <= 1): // NaN fails both
+		return fmt.Errorf("httpbreaker: Policy.RetryBudget is %v, want 0 (off) or a share in (0, 1]: 0.2 allows a retry per five calls", p.RetryBudget)
+	case p.RetryBudget > 0 && p.Window == 0:
+		return fmt.Errorf("httpbreaker: Policy.RetryBudget is %v but Window is 0: set Window to use it", p.RetryBudget)
+	case p.MinRetries > 0 && p.RetryBudget == 0:
+		return fmt.Errorf("httpbreaker: Policy.MinRetries is %d but RetryBudget is 0: set RetryBudget to use it", p.MinRetries)
 	}
 	if reset := p.withDefaults().ResetTimeout; p.MaxResetTimeout > 0 && p.MaxResetTimeout < reset {
 		return fmt.Errorf("httpbreaker: Policy.MaxResetTimeout is %v, below ResetTimeout %v", p.MaxResetTimeout, reset)

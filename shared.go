@@ -37,6 +37,8 @@ type shared struct {
 	adapts bool
 	// sheds is set when either is: refusals for overload (shedding.go).
 	sheds bool
+	// budgets is set under Policy.RetryBudget (budget.go).
+	budgets bool
 	// random draws the throttle's refusals: math/rand/v2's per-goroutine
 	// source, without a lock or an allocation.
 	random func() float64

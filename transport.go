@@ -72,6 +72,7 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 			caps:      policy.MaxConcurrent > 0,
 			adapts:    policy.AdaptiveConcurrency,
 			sheds:     sheds,
+			budgets:   policy.RetryBudget > 0,
 			random:    rand.Float64,
 		},
 		classify: c.classifier,
@@ -203,23 +204,30 @@ func (t *Transport) breakerFor(req *http.Request) (*breaker, Criticality, error)
 		}
 		key, criticality = c.key, c.criticality
 	}
-	switch {
-	case key != "": // WithKey
-	case t.keyFunc != nil:
-		key = t.keyFunc(req)
-	default:
+	if key == "" && t.keyFunc == nil {
 		if host := req.URL.Host; maybeKey(host) {
 			if b := t.hosts.peek(host); b != nil {
 				t.hosts.touch(b)
 				return b, criticality, nil // a tracked host, already in normal form
 			}
 		}
-		key = requestKey(req.URL)
 	}
-	if key == "" {
+	if key = t.keyFor(req, key); key == "" {
 		return nil, 0, errEmptyHost
 	}
 	return t.hosts.obtain(key, &t.s), criticality, nil
+}
+
+// keyFor is the key of req, whose context gave it key (WithKey; "" for
+// none): that, or WithKeyFunc's, or its host in normal form.
+func (t *Transport) keyFor(req *http.Request, key string) string {
+	switch {
+	case key != "":
+		return key
+	case t.keyFunc != nil:
+		return t.keyFunc(req)
+	}
+	return requestKey(req.URL)
 }
 
 // send passes req, admitted by b (nil for none), to the base transport. A

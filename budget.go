@@ -1,0 +1,102 @@
+package httpbreaker
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+)
+
+// retryBudget is a host's retry budget (Policy.RetryBudget), Finagle's
+// and Envoy's idea: over the last Window the host may take RetryBudget
+// retries per call that was not itself a retry, plus MinRetries whatever
+// its traffic, so a quiet host can still retry. The calls are the
+// breaker's rate window's (Successes and Failures, Window needed), so a
+// call costs the budget nothing; only AllowRetry touches it. Made with the
+// host when the policy sets RetryBudget.
+type retryBudget struct {
+	// mu makes a withdrawal exact: the check and the count are one step.
+	mu sync.Mutex
+	// withdrawn counts, as successes, the retries allowed per bucket.
+	withdrawn rateWindow
+	// allowed and denied count AllowRetry's answers since the host was
+	// first tracked.
+	allowed, denied atomic.Uint64
+}
+
+// AllowRetry reports whether req may be sent again now. true withdraws one
+// retry from the budget of req's host (Policy.RetryBudget); false — when
+// that budget is spent, when the circuit would refuse the request (open,
+// isolated, or half-open: its few probe slots go to fresh calls), or when
+// the host is shedding load — is counted too. It sends nothing and never
+// blocks. Without RetryBudget only the circuit and shedding are asked,
+// and nothing is counted. A request WithoutBreaker, or to a host never
+// called, may always be retried; one the Transport could never send (nil,
+// no URL, no host) may not.
+//
+// Call it where a retry layer decides to retry: retryhttp.Budgeted does
+// for go-retryablehttp; docs/integrations.md shows resty's retry
+// condition.
+func (t *Transport) AllowRetry(req *http.Request) bool {
+	if req == nil || req.URL == nil || t.base == nil {
+		return false
+	}
+	var key string
+	if controlsSeen.Load() {
+		c := controlsOf(req.Context())
+		if c.bypass {
+			return true
+		}
+		key = c.key
+	}
+	var b *breaker
+	if key == "" && t.keyFunc == nil && maybeKey(req.URL.Host) {
+		b = t.hosts.peek(req.URL.Host) // a tracked host, already in normal form
+	}
+	if b == nil {
+		if key = t.keyFor(req, key); key == "" {
+			return false
+		}
+		if b = t.hosts.lookup(key); b == nil {
+			return true // never called: the whole floor is there
+		}
+	}
+	refused := b.current(&t.s) != StateClosed || b.more != nil && b.more.events.shedding.Load()
+	if !t.s.budgets {
+		return !refused
+	}
+	return b.more.budget.withdraw(&t.s, b.more.window, refused)
+}
+
+// withdraw takes one retry from the budget, or counts a denial: when
+// refused already, or when the window's retries reach MinRetries plus
+// RetryBudget times the calls that were not retries (rounded down).
+func (rb *retryBudget) withdraw(s *shared, calls *rateWindow, refused bool) bool {
+	if !refused {
+		index := s.bucket(s.clock())
+		successes, failures := calls.counts(index)
+		rb.mu.Lock()
+		retries, _ := rb.withdrawn.counts(index)
+		fresh := max(successes+failures-retries, 0)
+		if retries < s.policy.MinRetries+int(s.policy.RetryBudget*float64(fresh)) {
+			rb.withdrawn.record(index, false)
+			rb.mu.Unlock()
+			rb.allowed.Add(1)
+			return true
+		}
+		rb.mu.Unlock()
+	}
+	rb.denied.Add(1)
+	return false
+}
+
+// reset empties the budget's window (ClearState); its counts stay.
+func (rb *retryBudget) reset() {
+	rb.mu.Lock()
+	rb.withdrawn.reset()
+	rb.mu.Unlock()
+}
+
+// status fills the budget's part of a host's status.
+func (rb *retryBudget) status(st *HostStatus) {
+	st.Total.Retries, st.Total.RetriesDenied = rb.allowed.Load(), rb.denied.Load()
+}
