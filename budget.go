@@ -60,7 +60,7 @@ func (t *Transport) AllowRetry(req *http.Request) bool {
 			return true // never called: the whole floor is there
 		}
 	}
-	refused := b.current(&t.s) != StateClosed || b.more != nil && b.more.events.shedding.Load()
+	refused := b.current(&t.s) != StateClosed || t.s.sheds && b.more.events.shedding.Load()
 	if !t.s.budgets {
 		return !refused
 	}

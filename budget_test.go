@@ -2,6 +2,7 @@ package httpbreaker_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -188,6 +189,7 @@ func TestAllowRetryUnderConcurrency(t *testing.T) {
 	clock := newClock()
 	rt := newTransport(t, newFakeBase(func(string) int { return http.StatusOK }), httpbreaker.WithClock(clock.Now),
 		httpbreaker.WithPolicy(httpbreaker.Policy{Window: time.Hour, RetryBudget: 0.1, MinRetries: 5, FailureThreshold: 100}))
+	_, _ = get(t, rt, "http://api.test/") // tracked: a host never called is never counted
 	const goroutines, perG = 8, 300
 	var asked, allowed atomic.Int64
 	var wg sync.WaitGroup
@@ -231,4 +233,37 @@ func TestAllowRetryUnderConcurrency(t *testing.T) {
 	assert.Equal(t, uint64(asked.Load()), c.Retries+c.RetriesDenied)
 	assert.Equal(t, uint64(allowed.Load()), c.Retries)
 	assert.LessOrEqual(t, c.Retries, uint64(5)+uint64(0.1*float64(c.Requests)), "never more than the budget")
+}
+
+// Without a budget, AllowRetry reads only what a plain host has while its
+// circuit trips and recovers under it.
+func TestAllowRetryRacesTransitionsWithoutABudget(t *testing.T) {
+	clock := newClock()
+	var n atomic.Int64
+	rt := newTransport(t, newFakeBase(func(string) int {
+		if n.Add(1)%3 == 0 {
+			return http.StatusOK
+		}
+		return http.StatusInternalServerError
+	}), httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 2, ResetTimeout: time.Millisecond}))
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				url := fmt.Sprintf("http://h%d.test/", (g+i)%5)
+				if i%2 == 0 {
+					_ = rt.AllowRetry(mustRequest(t, http.MethodGet, url))
+				} else {
+					_, _ = get(t, rt, url)
+				}
+				if g == 0 {
+					clock.Advance(time.Millisecond)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Len(t, rt.Snapshot(), 5)
 }

@@ -59,14 +59,14 @@ func newHost(key string, s *shared) *breaker {
 // status describes the host: its circuit, then each rule's part.
 func (b *breaker) hostStatus(s *shared) HostStatus {
 	st := b.status(s)
-	m := b.more
-	if s.budgets {
-		m.budget.status(&st)
+	if s.budgets { // the budget needs Window: more was made with the host
+		b.more.budget.status(&st)
 	}
-	if !s.sheds {
+	if !s.sheds { // more may be made later, under mu: not read here
 		return st
 	}
 	now := s.clock()
+	m := b.more
 	m.shedding.status(s, &st, now)
 	if s.throttles {
 		m.throttle.status(s, &st, now)
