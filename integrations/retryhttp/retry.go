@@ -7,6 +7,9 @@
 //	client.HTTPClient.Transport = rt
 //	client.CheckRetry = retryhttp.CheckRetry
 //	client.ErrorHandler = retryhttp.ErrorHandler // with WithStaleIfError: the stale answer, once retries are spent
+//
+// With a retry budget (httpbreaker.Policy.RetryBudget), use Budgeted(rt)
+// as the CheckRetry: retries then also come out of the host's budget.
 package retryhttp
 
 import (
@@ -14,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -46,6 +50,46 @@ func CheckRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 		return true, nil
 	}
 	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+}
+
+// Budgeted returns a [retryablehttp.CheckRetry] that keeps [CheckRetry]'s
+// rules and, before each retry they would allow, asks rt.AllowRetry: a
+// retry comes out of the host's budget (httpbreaker.Policy.RetryBudget),
+// and none is made while the budget is spent, the circuit would refuse or
+// the host sheds load. The caller then gets the last answer as if the
+// client had no retries left: the failing response itself, or an error
+// saying how many attempts were made (or ErrorHandler's answer). rt must
+// be the Transport the client sends through.
+func Budgeted(rt *httpbreaker.Transport) retryablehttp.CheckRetry {
+	return func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		retry, checkErr := CheckRetry(ctx, resp, err)
+		if !retry || checkErr != nil {
+			return retry, checkErr
+		}
+		if req := attempted(ctx, resp, err); req != nil && !rt.AllowRetry(req) {
+			return false, nil
+		}
+		return true, nil
+	}
+}
+
+// attempted is the request a CheckRetry is asked about: the response's,
+// or, for an error, one rebuilt from what *url.Error says (net/http names
+// the method and URL), with the request's own context, which carries
+// httpbreaker's controls. nil if neither says.
+func attempted(ctx context.Context, resp *http.Response, err error) *http.Request {
+	if resp != nil && resp.Request != nil {
+		return resp.Request
+	}
+	var urlErr *url.Error
+	if !errors.As(err, &urlErr) {
+		return nil
+	}
+	req, rebuildErr := http.NewRequestWithContext(ctx, strings.ToUpper(urlErr.Op), urlErr.URL, nil)
+	if rebuildErr != nil {
+		return nil
+	}
+	return req
 }
 
 // ErrorHandler is a [retryablehttp.ErrorHandler] for clients whose Transport

@@ -261,3 +261,76 @@ func TestErrorHandlerWithoutAStaleAnswer(t *testing.T) {
 	assert.Contains(t, err.Error(), "giving up after 2 attempt(s)")
 	assert.Contains(t, err.Error(), "503")
 }
+
+// budgetPolicy lets the breaker stay closed on a failing host, so that only
+// the budget stops the retries: one retry per window, plus a tenth of the
+// calls.
+var budgetPolicy = httpbreaker.Policy{Window: time.Minute, RetryBudget: 0.1, MinRetries: 1, FailureThreshold: 100, FailureRatio: 1}
+
+// Budgeted retries while the host's budget lasts, then hands back the last
+// answer: the host sees the budget's retries, not the client's RetryMax.
+func TestBudgetedStopsWhenTheBudgetIsSpent(t *testing.T) {
+	srv, _, calls := downServer(t)
+	rt, err := httpbreaker.New(nil, httpbreaker.WithPolicy(budgetPolicy))
+	require.NoError(t, err)
+	defer rt.CloseIdleConnections()
+	client := retryingClient(rt, retryhttp.Budgeted(rt))
+
+	resp, err := client.Get(srv.URL)
+	require.NoError(t, err, "the last answer, as if the retries were spent")
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	require.NoError(t, resp.Body.Close())
+	// One call earns ⌊1 + 0.1·1⌋ = 1 retry; the second attempt is a retry,
+	// not a fresh call, so it earns none.
+	assert.Equal(t, int64(2), calls.Load(), "RetryMax is 10")
+	c := rt.Snapshot()[0].Total
+	assert.Equal(t, uint64(1), c.Retries)
+	assert.Equal(t, uint64(1), c.RetriesDenied)
+
+	without := retryingClient(rt, retryhttp.CheckRetry)
+	_, err = without.Get(srv.URL)
+	require.Error(t, err)
+	assert.Equal(t, int64(2+11), calls.Load(), "without the budget, every retry reaches the host")
+}
+
+// Budgeted keeps CheckRetry's rules: a refusal is not retried, and asks
+// the budget nothing.
+func TestBudgetedKeepsCheckRetrysRules(t *testing.T) {
+	srv, _, calls := downServer(t)
+	policy := budgetPolicy
+	policy.FailureThreshold = 1
+	rt, err := httpbreaker.New(nil, httpbreaker.WithPolicy(policy))
+	require.NoError(t, err)
+	defer rt.CloseIdleConnections()
+	client := retryingClient(rt, retryhttp.Budgeted(rt))
+	resp, err := client.Get(srv.URL)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "the 503 opened the circuit: its retry is denied")
+	require.NoError(t, resp.Body.Close())
+	c := rt.Snapshot()[0].Total
+	assert.Equal(t, uint64(1), c.RetriesDenied)
+
+	_, err = client.Get(srv.URL)
+	require.ErrorIs(t, err, httpbreaker.ErrCircuitOpen, "a refusal is not retried")
+	assert.Equal(t, int64(1), calls.Load())
+	c = rt.Snapshot()[0].Total
+	assert.Equal(t, uint64(1), c.Retries+c.RetriesDenied, "and the budget was not asked")
+}
+
+// A transport error carries no response: Budgeted finds the host in the
+// error and charges its budget.
+func TestBudgetedChargesTransportErrorsToTheirHost(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close() // nothing listens: connection refused
+	rt, err := httpbreaker.New(nil, httpbreaker.WithPolicy(budgetPolicy))
+	require.NoError(t, err)
+	client := retryingClient(rt, retryhttp.Budgeted(rt))
+	_, err = client.Get(url)
+	require.Error(t, err)
+	st := rt.Snapshot()
+	require.Len(t, st, 1)
+	assert.Equal(t, uint64(1), st[0].Total.Retries)
+	assert.Equal(t, uint64(1), st[0].Total.RetriesDenied)
+	assert.Equal(t, uint64(2), st[0].Total.Requests)
+}
