@@ -162,11 +162,28 @@ func readmeRetryablehttp(rt *httpbreaker.Transport) *retryablehttp.Client {
 	client.HTTPClient.Transport = rt // an *httpbreaker.Transport
 	client.CheckRetry = retryhttp.CheckRetry
 	client.ErrorHandler = retryhttp.ErrorHandler // the stale answer, once the retries are spent
+
+	client.CheckRetry = retryhttp.Budgeted(rt) // retries come out of each host's budget
 	return client
 }
 
 func readmeResty(rt *httpbreaker.Transport) *resty.Client {
 	client := resty.New().SetTransport(rt).SetRetryCount(3)
+	return client
+}
+
+// readmeRestyBudget is the budgeted resty client of docs/integrations.md;
+// TestRestyRetryConditionSpendsTheBudget runs it.
+func readmeRestyBudget(rt *httpbreaker.Transport) *resty.Client {
+	client := resty.New().SetTransport(rt).SetRetryCount(3).
+		SetRetryDefaultConditions(false).
+		AddRetryConditions(func(res *resty.Response, err error) bool {
+			if errors.Is(err, httpbreaker.ErrCircuitOpen) || errors.Is(err, httpbreaker.ErrOverloaded) {
+				return false // refused: a retry meets the same refusal, or adds to the overload
+			}
+			failed := err != nil || res.StatusCode() >= 500 || res.StatusCode() == http.StatusTooManyRequests
+			return failed && rt.AllowRetry(res.Request.RawRequest)
+		})
 	return client
 }
 
