@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -153,4 +154,42 @@ func TestOpenTelemetryShowsShedding(t *testing.T) {
 		}
 	}
 	assert.True(t, found, "httpbreaker.throttle observed, 0 without Policy.Throttle")
+}
+
+// The retry budget's answers reach OpenTelemetry per host, allowed and
+// denied apart.
+func TestOpenTelemetryShowsRetries(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer upstream.Close()
+	rt, err := httpbreaker.New(nil, httpbreaker.WithPolicy(httpbreaker.Policy{
+		Window: time.Minute, RetryBudget: 0.1, MinRetries: 1, FailureThreshold: 100, FailureRatio: 1,
+	}))
+	require.NoError(t, err)
+	defer rt.CloseIdleConnections()
+	reader := sdkmetric.NewManualReader()
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { _ = provider.Shutdown(context.Background()) }()
+	reg, err := breakerotel.Register(rt, provider)
+	require.NoError(t, err)
+	defer func() { _ = reg.Unregister() }()
+
+	req, _ := http.NewRequest(http.MethodGet, upstream.URL, nil)
+	resp, err := rt.RoundTrip(req)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.True(t, rt.AllowRetry(req))
+	require.False(t, rt.AllowRetry(req))
+	require.False(t, rt.AllowRetry(req))
+
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	host := attribute.String("server.address", rt.Snapshot()[0].Host)
+	for answer, want := range map[string]int64{"allowed": 1, "denied": 2} {
+		got, ok := point(t, rm, "httpbreaker.retries", host, attribute.String("httpbreaker.retry", answer))
+		if assert.True(t, ok, answer) {
+			assert.Equal(t, want, got, answer)
+		}
+	}
 }

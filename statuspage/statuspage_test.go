@@ -326,3 +326,33 @@ func TestSheddingHostDoesNotLookHealthy(t *testing.T) {
 	assert.Equal(t, uint64(1), h.Total.Shed)
 	assert.Equal(t, uint64(1), h.Total.Rejected)
 }
+
+// The retry budget's answers show per host: allowed, and denied in
+// parentheses; the JSON has both in total.
+func TestRetriesShowPerHost(t *testing.T) {
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 503, Body: io.NopCloser(strings.NewReader("busy")), Request: req}, nil
+	})
+	rt, err := httpbreaker.New(base, httpbreaker.WithPolicy(httpbreaker.Policy{
+		Window: time.Minute, RetryBudget: 0.1, MinRetries: 1, FailureThreshold: 100, FailureRatio: 1,
+	}))
+	require.NoError(t, err)
+	req, _ := http.NewRequest(http.MethodGet, "http://api.test/", nil)
+	resp, err := rt.RoundTrip(req)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.True(t, rt.AllowRetry(req))
+	require.False(t, rt.AllowRetry(req))
+
+	page := mustNew(t, rt)
+	assert.Contains(t, get(t, page, "text/html").Body.String(), `<td class="num retries">1 (1)</td>`)
+	var got struct {
+		Hosts []struct {
+			Total httpbreaker.Counts `json:"total"`
+		} `json:"hosts"`
+	}
+	require.NoError(t, json.Unmarshal(get(t, page, "application/json").Body.Bytes(), &got))
+	require.Len(t, got.Hosts, 1)
+	assert.Equal(t, uint64(1), got.Hosts[0].Total.Retries)
+	assert.Equal(t, uint64(1), got.Hosts[0].Total.RetriesDenied)
+}

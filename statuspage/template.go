@@ -39,7 +39,7 @@ th, .state, td.controls { white-space: nowrap; }
 <h1>Circuits</h1>
 {{if not .Hosts}}<p>No host tracked yet.</p>{{else}}
 <table>
-<thead><tr><th>Host</th><th>State</th><th>Failures in a row</th><th>Requests</th><th>Successes</th><th>Failures</th><th>Ignored</th><th>Rejected</th><th>Shed</th><th>Load</th><th>Retry in</th>{{if .Controls}}<th></th>{{end}}</tr></thead>
+<thead><tr><th>Host</th><th>State</th><th>Failures in a row</th><th>Requests</th><th>Successes</th><th>Failures</th><th>Ignored</th><th>Rejected</th><th>Shed</th><th>Retries (denied)</th><th>Load</th><th>Retry in</th>{{if .Controls}}<th></th>{{end}}</tr></thead>
 <tbody>
 {{range .Hosts}}<tr data-host="{{.Host}}">
 <td class="host">{{.Host}}</td>
@@ -51,6 +51,7 @@ th, .state, td.controls { white-space: nowrap; }
 <td class="num">{{.Total.Ignored}}</td>
 <td class="num">{{.Total.Rejected}}</td>
 <td class="num">{{.Total.Shed}}</td>
+<td class="num retries">{{.Total.Retries}}{{if .Total.RetriesDenied}} ({{.Total.RetriesDenied}}){{end}}</td>
 <td class="num load">{{if .Throttle}}{{percent .Throttle}} throttled{{end}}{{if and .Throttle .InFlight}}, {{end}}{{if .InFlight}}{{.InFlight}} in flight{{end}}{{if .Limit}}{{if or .Throttle .InFlight}}, {{end}}limit {{.Limit}}{{end}}</td>
 <td class="num retry">{{seconds .RetryInSeconds}}</td>
 {{if $.Controls}}<td class="controls">

@@ -27,7 +27,7 @@ type Collector struct {
 	t *httpbreaker.Transport
 
 	state, requests, successes, failures, ignored, rejected, transitions *prometheus.Desc
-	shed, throttle, inFlight, limit, shedding                            *prometheus.Desc
+	shed, throttle, inFlight, limit, shedding, retries, retriesDenied    *prometheus.Desc
 }
 
 // Option configures a Collector. An option given a value it cannot use
@@ -91,26 +91,28 @@ func New(t *httpbreaker.Transport, opts ...Option) (*Collector, error) {
 		return prometheus.NewDesc(prometheus.BuildFQName(o.namespace, "", name), help, labels, o.constLabels)
 	}
 	return &Collector{
-		t:           t,
-		state:       desc("state", "Circuit state per host: 0 closed, 1 open, 2 half-open.", "host"),
-		requests:    desc("requests_total", "Calls sent to the base transport that returned.", "host"),
-		successes:   desc("successes_total", "Calls classified Success.", "host"),
-		failures:    desc("failures_total", "Calls classified Failure (slow calls included).", "host"),
-		ignored:     desc("ignored_total", "Calls classified Ignore.", "host"),
-		rejected:    desc("rejected_total", "Requests refused: circuit open, probes busy, or overload (shed_total).", "host"),
-		transitions: desc("transitions_total", "State changes of every host, by from and to.", "from", "to"),
-		shed:        desc("shed_total", "Requests refused for overload (Policy.Throttle or MaxConcurrent), part of rejected_total.", "host"),
-		throttle:    desc("throttle", "Share of calls adaptive throttling refuses now (Policy.Throttle).", "host"),
-		inFlight:    desc("in_flight", "Calls in flight now, counted under Policy.MaxConcurrent.", "host"),
-		limit:       desc("concurrency_limit", "The cap on calls in flight now: MaxConcurrent, or the adaptive limit under Policy.AdaptiveConcurrency; 0 when uncapped.", "host"),
-		shedding:    desc("shedding", "1 while a closed circuit refuses calls for overload: up but not healthy.", "host"),
+		t:             t,
+		state:         desc("state", "Circuit state per host: 0 closed, 1 open, 2 half-open.", "host"),
+		requests:      desc("requests_total", "Calls sent to the base transport that returned.", "host"),
+		successes:     desc("successes_total", "Calls classified Success.", "host"),
+		failures:      desc("failures_total", "Calls classified Failure (slow calls included).", "host"),
+		ignored:       desc("ignored_total", "Calls classified Ignore.", "host"),
+		rejected:      desc("rejected_total", "Requests refused: circuit open, probes busy, or overload (shed_total).", "host"),
+		transitions:   desc("transitions_total", "State changes of every host, by from and to.", "from", "to"),
+		shed:          desc("shed_total", "Requests refused for overload (Policy.Throttle or MaxConcurrent), part of rejected_total.", "host"),
+		throttle:      desc("throttle", "Share of calls adaptive throttling refuses now (Policy.Throttle).", "host"),
+		inFlight:      desc("in_flight", "Calls in flight now, counted under Policy.MaxConcurrent.", "host"),
+		limit:         desc("concurrency_limit", "The cap on calls in flight now: MaxConcurrent, or the adaptive limit under Policy.AdaptiveConcurrency; 0 when uncapped.", "host"),
+		shedding:      desc("shedding", "1 while a closed circuit refuses calls for overload: up but not healthy.", "host"),
+		retries:       desc("retries_total", "Retries Transport.AllowRetry allowed (Policy.RetryBudget).", "host"),
+		retriesDenied: desc("retries_denied_total", "Retries Transport.AllowRetry refused: budget spent, circuit refusing, or host shedding.", "host"),
 	}, nil
 }
 
 // Describe sends the descriptors of every metric.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.state, c.requests, c.successes, c.failures, c.ignored, c.rejected, c.transitions,
-		c.shed, c.throttle, c.inFlight, c.limit, c.shedding} {
+		c.shed, c.throttle, c.inFlight, c.limit, c.shedding, c.retries, c.retriesDenied} {
 		ch <- d
 	}
 }
@@ -129,6 +131,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			{c.ignored, st.Total.Ignored},
 			{c.rejected, st.Total.Rejected},
 			{c.shed, st.Total.Shed},
+			{c.retries, st.Total.Retries},
+			{c.retriesDenied, st.Total.RetriesDenied},
 		} {
 			ch <- prometheus.MustNewConstMetric(m.desc, prometheus.CounterValue, float64(m.value), st.Host)
 		}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -138,4 +139,33 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	assert.Error(t, err)
 	_, err = breakermetrics.New(rt, breakermetrics.WithNamespace("my_app"))
 	assert.NoError(t, err)
+}
+
+// The retry budget's answers are counters per host.
+func TestCollectorCountsRetries(t *testing.T) {
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 503, Body: io.NopCloser(strings.NewReader("busy")), Request: req}, nil
+	})
+	rt, err := httpbreaker.New(base, httpbreaker.WithPolicy(httpbreaker.Policy{
+		Window: time.Minute, RetryBudget: 0.1, MinRetries: 1, FailureThreshold: 100, FailureRatio: 1,
+	}))
+	require.NoError(t, err)
+	req, _ := http.NewRequest(http.MethodGet, "http://api.test/", nil)
+	resp, err := rt.RoundTrip(req)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.True(t, rt.AllowRetry(req))
+	require.False(t, rt.AllowRetry(req))
+	require.False(t, rt.AllowRetry(req))
+
+	c, err := breakermetrics.New(rt)
+	require.NoError(t, err)
+	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(`
+# HELP httpbreaker_retries_denied_total Retries Transport.AllowRetry refused: budget spent, circuit refusing, or host shedding.
+# TYPE httpbreaker_retries_denied_total counter
+httpbreaker_retries_denied_total{host="api.test"} 2
+# HELP httpbreaker_retries_total Retries Transport.AllowRetry allowed (Policy.RetryBudget).
+# TYPE httpbreaker_retries_total counter
+httpbreaker_retries_total{host="api.test"} 1
+`), "httpbreaker_retries_total", "httpbreaker_retries_denied_total"))
 }

@@ -16,6 +16,7 @@
 //	httpbreaker.throttle        gauge, 1: share of calls adaptive throttling refuses now
 //	httpbreaker.in_flight       gauge, {call}: calls in flight, counted under Policy.MaxConcurrent
 //	httpbreaker.concurrency.limit gauge, {call}: the cap on calls in flight now (MaxConcurrent, or the adaptive limit); 0 uncapped
+//	httpbreaker.retries         counter, {retry}: retries AllowRetry answered, by httpbreaker.retry (allowed, denied)
 //	httpbreaker.shedding        gauge, 1: 1 while a closed circuit refuses calls for overload
 //
 // and, for the whole Transport, httpbreaker.transitions (counter,
@@ -99,7 +100,9 @@ func Register(t *httpbreaker.Transport, mp metric.MeterProvider, opts ...Option)
 		metric.WithDescription("1 while a closed circuit refuses calls for overload: up but not healthy."))
 	limit, err9 := meter.Int64ObservableGauge("httpbreaker.concurrency.limit", metric.WithUnit("{call}"),
 		metric.WithDescription("The cap on calls in flight now: MaxConcurrent, or the adaptive limit under Policy.AdaptiveConcurrency; 0 when uncapped."))
-	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8, err9); err != nil {
+	retries, err10 := meter.Int64ObservableCounter("httpbreaker.retries", metric.WithUnit("{retry}"),
+		metric.WithDescription("Retries Transport.AllowRetry answered (Policy.RetryBudget), by httpbreaker.retry: allowed or denied."))
+	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8, err9, err10); err != nil {
 		return nil, fmt.Errorf("breakerotel: %w", err)
 	}
 	observe := func(_ context.Context, o metric.Observer) error {
@@ -117,6 +120,9 @@ func Register(t *httpbreaker.Transport, mp metric.MeterProvider, opts ...Option)
 			o.ObserveFloat64(throttle, st.Throttle, perHost)
 			o.ObserveInt64(inFlight, int64(st.InFlight), perHost)
 			o.ObserveInt64(limit, int64(st.Limit), perHost)
+			for answer, n := range map[string]uint64{"allowed": st.Total.Retries, "denied": st.Total.RetriesDenied} {
+				o.ObserveInt64(retries, int64(n), metric.WithAttributes(append(slices.Clip(hostAttrs), attribute.String("httpbreaker.retry", answer))...))
+			}
 			isShedding := int64(0)
 			if st.Shedding {
 				isShedding = 1
@@ -129,5 +135,5 @@ func Register(t *httpbreaker.Transport, mp metric.MeterProvider, opts ...Option)
 		}
 		return nil
 	}
-	return meter.RegisterCallback(observe, state, calls, rejected, transitions, shed, throttle, inFlight, shedding, limit)
+	return meter.RegisterCallback(observe, state, calls, rejected, transitions, shed, throttle, inFlight, shedding, limit, retries)
 }
