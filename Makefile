@@ -59,8 +59,8 @@ bench-core: ## the root package's hot-path benchmarks: bare, floor and httpbreak
 	$(GO) test -run '^$$' -bench 'RoundTrip' -benchmem -count 6 . > bench-core.txt
 	cd bench && $(GO) tool benchstat ../bench-core.txt
 
-simulate: ## the overload simulations (deterministic), then adaptive limiters against failsafe-go's in real time (about a minute)
-	$(GO) test -count 1 -run 'TestOverloadSimulation|TestCriticalitySimulation|TestConcurrencySimulation' -v . -args -sim.minutes 10 | grep -v '^=== RUN'
+simulate: ## the overload and retry simulations (deterministic), then adaptive limiters against failsafe-go's in real time (about a minute)
+	$(GO) test -count 1 -run 'TestOverloadSimulation|TestCriticalitySimulation|TestConcurrencySimulation|TestRetrySimulation' -v . -args -sim.minutes 10 | grep -v '^=== RUN'
 	cd bench && $(GO) test -count 1 -run 'TestLimitersRealTime' -v . -args -limiters | grep -v '^=== RUN'
 
 fuzz: ## each fuzz target for $(FUZZTIME); make test runs their seed corpora

@@ -92,6 +92,12 @@ func readmeOverload(ctx context.Context) (context.Context, []httpbreaker.Policy)
 	return ctx, []httpbreaker.Policy{throttle, bulkhead, adaptive}
 }
 
+func readmeRetryBudget() httpbreaker.Policy {
+	// a host may take a fifth more calls in retries (plus 10 per window), never more
+	budget := httpbreaker.Policy{Window: 10 * time.Second, RetryBudget: 0.2}
+	return budget
+}
+
 func readmeClassifiers() []httpbreaker.Option {
 	// 200, 204 and 304 succeed, every other status fails
 	codes := httpbreaker.WithClassifier(httpbreaker.SuccessStatus(200, 204, 304))
@@ -192,7 +198,7 @@ func readmeOtel(rt *httpbreaker.Transport) *http.Client {
 	return client
 }
 
-var _ = []any{readmeUsage, readmeControls, readmePolicies, readmeOverload, readmeClassifiers, readmeManyHosts, readmeFleet, readmeLogging,
+var _ = []any{readmeUsage, readmeControls, readmePolicies, readmeOverload, readmeRetryBudget, readmeClassifiers, readmeManyHosts, readmeFleet, readmeLogging,
 	readmePrometheus, readmeOtelMetrics, readmeRetryablehttp, readmeResty, readmeOtel}
 
 func TestREADMESnippetsAreCompiled(t *testing.T) {
