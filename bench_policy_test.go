@@ -75,10 +75,11 @@ func policyContenders(b *testing.B) map[string]http.RoundTripper {
 		"concurrency":  make(httpbreaker.Policy{MaxConcurrent: 1 << 20}),
 		// its floor at its ceiling: the sample and the windows, no refusal
 		"adaptive": make(httpbreaker.Policy{AdaptiveConcurrency: true, MaxConcurrent: 1 << 20, MinConcurrent: 1 << 20}),
+		"budget":   make(httpbreaker.Policy{Window: 30 * time.Second, RetryBudget: 0.2}),
 	}
 }
 
-var policyNames = []string{"bare", "mutex+now", "default", "window", "slowcall", "window+slow", "all-policies", "throttle", "concurrency", "adaptive"}
+var policyNames = []string{"bare", "mutex+now", "default", "window", "slowcall", "window+slow", "all-policies", "throttle", "concurrency", "adaptive", "budget"}
 
 func BenchmarkPolicyClosed(b *testing.B) {
 	all := policyContenders(b)

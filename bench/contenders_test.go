@@ -43,6 +43,7 @@ var contenders = []contender{
 	// The adaptive limit with its floor at its ceiling: every call pays for
 	// its sample and its windows, and nothing is refused.
 	{"httpbreaker-adaptive", newHTTPBreakerWith(httpbreaker.Policy{AdaptiveConcurrency: true, MaxConcurrent: 1 << 20, MinConcurrent: 1 << 20})},
+	{"httpbreaker-budget", newHTTPBreakerWith(httpbreaker.Policy{Window: 30 * time.Second, RetryBudget: 0.2})},
 	{"gobreaker", newGoBreaker},
 	{"failsafe", newFailsafe},
 	{"resty-client", newRestyClient},
