@@ -50,6 +50,27 @@ func learnLimitOfTwo(t *testing.T, rt *httpbreaker.Transport, url string) {
 	require.Equal(t, 2, rt.Status(url).Limit)
 }
 
+// limitOfTwoThenGate returns a Transport (with opts) for api.test whose
+// adaptive limit learned 2 from ten answers of 10ms, and whose calls from
+// then on wait at g until it opens.
+func limitOfTwoThenGate(t *testing.T, opts ...httpbreaker.Option) (*httpbreaker.Transport, *gate) {
+	t.Helper()
+	clock := newClock()
+	g := newGate(http.StatusOK)
+	learning := true
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if learning {
+			return answerIn(clock, 10*time.Millisecond)(req)
+		}
+		return g.RoundTrip(req)
+	})
+	opts = append(opts, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(adaptive))
+	rt := timeEveryCall(newTransport(t, base, opts...))
+	learnLimitOfTwo(t, rt, "http://api.test/")
+	learning = false
+	return rt, g
+}
+
 func TestAdaptiveLimitIsInTheStatus(t *testing.T) {
 	for _, c := range []struct {
 		policy httpbreaker.Policy
@@ -87,23 +108,11 @@ func TestAdaptivePolicyIsValidated(t *testing.T) {
 // shed and never as a failure (FailureThreshold 1 would open the circuit),
 // through the fallback.
 func TestAdaptiveLimitRefusesOverTheLimit(t *testing.T) {
-	clock := newClock()
-	g := newGate(http.StatusOK)
-	learning := true
-	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		if learning {
-			return answerIn(clock, 10*time.Millisecond)(req)
-		}
-		return g.RoundTrip(req)
-	})
 	var refused error
-	rt := timeEveryCall(newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(adaptive),
-		httpbreaker.WithFallback(func(req *http.Request, err error) (*http.Response, error) {
-			refused = err
-			return nil, err
-		})))
-	learnLimitOfTwo(t, rt, "http://api.test/")
-	learning = false
+	rt, g := limitOfTwoThenGate(t, httpbreaker.WithFallback(func(req *http.Request, err error) (*http.Response, error) {
+		refused = err
+		return nil, err
+	}))
 
 	held := make(chan *http.Response, 2)
 	for range 2 {
@@ -144,18 +153,7 @@ func TestAdaptiveLimitRefusesOverTheLimit(t *testing.T) {
 // CriticalPlus last: with a limit of 2, a Sheddable call may join one call
 // in flight, a Critical call one more, a CriticalPlus call one over it.
 func TestAdaptiveLimitRefusesSheddableFirstAndCriticalPlusLast(t *testing.T) {
-	clock := newClock()
-	g := newGate(http.StatusOK)
-	learning := true
-	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		if learning {
-			return answerIn(clock, 10*time.Millisecond)(req)
-		}
-		return g.RoundTrip(req)
-	})
-	rt := timeEveryCall(newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(adaptive)))
-	learnLimitOfTwo(t, rt, "http://api.test/")
-	learning = false
+	rt, g := limitOfTwoThenGate(t)
 
 	call := func(c httpbreaker.Criticality) error {
 		req := mustRequest(t, http.MethodGet, "http://api.test/")
