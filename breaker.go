@@ -127,7 +127,7 @@ func (b *breaker) admit(s *shared) (ticket, *OpenError) {
 	w := b.load()
 	if w.state() == StateClosed {
 		tk := ticket{gen: w.gen()}
-		if s.stamps {
+		if s.policy.SlowCall > 0 {
 			tk.start = s.clock()
 		}
 		return tk, nil

@@ -18,9 +18,6 @@ type shared struct {
 	transitions [3][3]atomic.Uint64
 	// timed is set when the policy reads the clock on every call.
 	timed bool
-	// stamps is set when a rule needs every call's admission time: the
-	// slow-call rule. (The adaptive limit times the calls it samples.)
-	stamps bool
 	// plain is set when the policy has no timed rule, ignores Retry-After
 	// and has no rule beyond the circuit: results then take reportPlain.
 	plain bool

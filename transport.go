@@ -66,7 +66,6 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 			epoch:     c.now(),
 			listeners: c.listeners,
 			timed:     policy.Window > 0 || policy.SlowCall > 0,
-			stamps:    policy.SlowCall > 0,
 			plain:     policy.Window == 0 && policy.SlowCall == 0 && policy.MaxRetryAfter == 0 && !sheds,
 			throttles: policy.Throttle > 0,
 			caps:      policy.MaxConcurrent > 0,
