@@ -11,8 +11,10 @@ import (
 // retries per call that was not itself a retry, plus MinRetries whatever
 // its traffic, so a quiet host can still retry. The calls are the
 // breaker's rate window's (Successes and Failures, Window needed), so a
-// call costs the budget nothing; only AllowRetry touches it. Made with the
-// host when the policy sets RetryBudget.
+// call costs the budget nothing; only AllowRetry touches it. That window
+// starts empty when the circuit closes: after a recovery the host has its
+// floor until calls come back, which is when retries are least welcome.
+// Made with the host when the policy sets RetryBudget.
 type retryBudget struct {
 	// mu makes a withdrawal exact: the check and the count are one step.
 	mu sync.Mutex
