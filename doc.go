@@ -36,8 +36,12 @@
 // adaptive throttling gives, so that a host answering part of its calls
 // keeps serving them instead of being cut off; [WithCriticality] decides
 // whose calls are refused first. [Policy.MaxConcurrent] caps the calls in
-// flight to one host, so a slow host cannot hold every goroutine. Their
-// refusals match [ErrOverloaded]; each is off, and free, at its zero value.
+// flight to one host, so a slow host cannot hold every goroutine;
+// [Policy.AdaptiveConcurrency] makes that cap follow the host's latency, so
+// it need not be guessed. Their refusals match [ErrOverloaded]; each is off,
+// and free, at its zero value. [Policy.RetryBudget] keeps retry layers from
+// multiplying an outage: [Transport.AllowRetry] says whether a host may take
+// one more retry.
 //
 // # Hosts
 //
