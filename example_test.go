@@ -428,3 +428,83 @@ func ExampleWithCriticality() {
 	fmt.Println(httpbreaker.CriticalityFrom(req.Context()))
 	// Output: sheddable
 }
+
+// With AdaptiveConcurrency the cap on calls in flight is not a guess: a
+// new host starts at the ceiling (MaxConcurrent), its first ten answers
+// move the limit to twice the concurrency they saw, and from then on the
+// limit follows the host's latency — down to what it serves without a
+// queue when calls start to wait, up again while they do not.
+func ExamplePolicy_adaptiveConcurrency() {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer upstream.Close()
+
+	client, rt, err := httpbreaker.NewClient(nil, httpbreaker.WithPolicy(httpbreaker.Policy{
+		AdaptiveConcurrency: true, MaxConcurrent: 200, MinConcurrent: 4,
+	}))
+	if err != nil {
+		panic(err)
+	}
+	defer client.CloseIdleConnections()
+	get := func() {
+		resp, err := client.Get(upstream.URL)
+		if err != nil {
+			panic(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
+	get()
+	fmt.Println("limit at first:", rt.Status(upstream.URL).Limit)
+	for range 9 {
+		get() // one at a time
+	}
+	fmt.Println("after ten answers, one at a time:", rt.Status(upstream.URL).Limit, "(2, raised to the floor)")
+	// Output:
+	// limit at first: 200
+	// after ten answers, one at a time: 4 (2, raised to the floor)
+}
+
+// A retry layer asks AllowRetry before each retry: with a retry budget a
+// failing host gets its calls plus a share, never RetryMax times them.
+func ExampleTransport_AllowRetry() {
+	var calls atomic.Int64
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		calls.Add(1)
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	}))
+	defer upstream.Close()
+
+	rt, err := httpbreaker.New(nil, httpbreaker.WithPolicy(httpbreaker.Policy{
+		Window: time.Minute, RetryBudget: 0.2, MinRetries: 1, FailureThreshold: 100,
+	}))
+	if err != nil {
+		panic(err)
+	}
+	client := &http.Client{Transport: rt}
+	defer client.CloseIdleConnections()
+
+	for range 10 { // ten calls, each retried up to 3 times while the budget allows
+		for attempt := 0; ; attempt++ {
+			req, _ := http.NewRequest(http.MethodGet, upstream.URL, nil)
+			resp, err := client.Do(req)
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				if resp.StatusCode < 500 {
+					break
+				}
+			}
+			if attempt == 3 || !rt.AllowRetry(req) {
+				break
+			}
+		}
+	}
+	total := rt.Status(upstream.URL).Total
+	fmt.Println("upstream calls for 10 calls:", calls.Load())
+	fmt.Println("retries allowed:", total.Retries, "denied:", total.RetriesDenied)
+	// Output:
+	// upstream calls for 10 calls: 13
+	// retries allowed: 3 denied: 10
+}
