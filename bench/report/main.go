@@ -86,7 +86,8 @@ func (s samples) med(name, unit string) float64 {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
-var peers = []string{"httpbreaker", "httpbreaker-window", "httpbreaker-throttle", "floor", "gobreaker", "failsafe", "resty", "hystrix"}
+var peers = []string{"httpbreaker", "httpbreaker-window", "httpbreaker-throttle", "httpbreaker-maxconcurrent", "httpbreaker-adaptive", "httpbreaker-budget",
+	"floor", "gobreaker", "failsafe", "resty", "hystrix"}
 
 func write(s samples, cpu, table string) {
 	p := func(format string, a ...any) { fmt.Printf(format, a...) }
@@ -142,6 +143,12 @@ func write(s samples, cpu, table string) {
 		over("ClosedSerial", thr), over("ClosedSerial", win), over("ClosedSerial", thr)/over("ClosedSerial", win), over("ClosedSerial", hb),
 		over("ClosedParallel1000Hosts", thr), over("ClosedParallel1000Hosts", win), over("ClosedParallel1000Hosts", thr)/over("ClosedParallel1000Hosts", win),
 		s.med("ClosedSerial/"+thr, "allocs/op"))
+	capped, adaptive, budget := "httpbreaker-maxconcurrent", "httpbreaker-adaptive", "httpbreaker-budget"
+	p("- Concurrency caps (no body, so each call frees its slot at once): the static cap costs %.1f ns/op of overhead serially, the adaptive limit %.1f (%.2f× the static cap's, goal ≤ 2; the rate window's is %.1f); in parallel over 1000 hosts %.1f and %.1f; %.0f allocs/op.\n",
+		over("ClosedSerial", capped), over("ClosedSerial", adaptive), over("ClosedSerial", adaptive)/over("ClosedSerial", capped), over("ClosedSerial", win),
+		over("ClosedParallel1000Hosts", capped), over("ClosedParallel1000Hosts", adaptive), s.med("ClosedSerial/"+adaptive, "allocs/op"))
+	p("- Retry budget: a call under `Window` + `RetryBudget` costs %.1f ns/op of overhead against the rate window's %.1f (%.2f×, goal ≤ 1.2): the budget reads the window the calls already fill.\n",
+		over("ClosedSerial", budget), over("ClosedSerial", win), over("ClosedSerial", budget)/over("ClosedSerial", win))
 	p("- Calls until open (a failing host, a fresh breaker): ")
 	for i, who := range []string{hb, gb, "failsafe", "resty", "hystrix"} {
 		if i > 0 {
