@@ -100,9 +100,11 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 // request is left unchanged.
 //
 // It reads as the sequence it follows: the key's host; its circuit; each
-// rule the policy turns on (the throttle, the concurrency cap), each in a
-// file of its own; the send; the verdict, counted by the circuit and then
-// by each rule; the fleet; the stale cache.
+// rule the policy turns on (the throttle, the concurrency cap and its
+// adaptive limit), each in a file of its own; the send; the verdict,
+// counted by the circuit and then by each rule; the fleet; the stale
+// cache. The retry budget is not on this path: AllowRetry asks it
+// (budget.go).
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req == nil {
 		return nil, errNilRequest
