@@ -14,7 +14,8 @@ import (
 // call costs the budget nothing; only AllowRetry touches it. That window
 // starts empty when the circuit closes: after a recovery the host has its
 // floor until calls come back, which is when retries are least welcome.
-// Made with the host when the policy sets RetryBudget.
+// Made at the host's first AllowRetry (retryBudgets), so a host never
+// retried pays a pointer for it.
 type retryBudget struct {
 	// mu makes a withdrawal exact: the check and the count are one step.
 	mu sync.Mutex
@@ -66,7 +67,19 @@ func (t *Transport) AllowRetry(req *http.Request) bool {
 	if !t.s.budgets {
 		return !refused
 	}
-	return b.more.budget.withdraw(&t.s, b.more.window, refused)
+	return b.more.budget.get().withdraw(&t.s, b.more.window, refused)
+}
+
+// retryBudgets holds a host's retry budget once it has one.
+type retryBudgets struct{ p atomic.Pointer[retryBudget] }
+
+// get returns the budget, making it on first use.
+func (rbs *retryBudgets) get() *retryBudget {
+	if rb := rbs.p.Load(); rb != nil {
+		return rb
+	}
+	rbs.p.CompareAndSwap(nil, new(retryBudget))
+	return rbs.p.Load()
 }
 
 // withdraw takes one retry from the budget, or counts a denial: when
@@ -92,13 +105,17 @@ func (rb *retryBudget) withdraw(s *shared, calls *rateWindow, refused bool) bool
 }
 
 // reset empties the budget's window (ClearState); its counts stay.
-func (rb *retryBudget) reset() {
-	rb.mu.Lock()
-	rb.withdrawn.reset()
-	rb.mu.Unlock()
+func (rbs *retryBudgets) reset() {
+	if rb := rbs.p.Load(); rb != nil {
+		rb.mu.Lock()
+		rb.withdrawn.reset()
+		rb.mu.Unlock()
+	}
 }
 
 // status fills the budget's part of a host's status.
-func (rb *retryBudget) status(st *HostStatus) {
-	st.Total.Retries, st.Total.RetriesDenied = rb.allowed.Load(), rb.denied.Load()
+func (rbs *retryBudgets) status(st *HostStatus) {
+	if rb := rbs.p.Load(); rb != nil {
+		st.Total.Retries, st.Total.RetriesDenied = rb.allowed.Load(), rb.denied.Load()
+	}
 }

@@ -23,7 +23,7 @@ type hostMore struct {
 	slots    *concurrencyCap // Policy.MaxConcurrent: concurrency.go
 	limit    *adaptiveLimit  // Policy.AdaptiveConcurrency: adaptive.go
 	shedding *shedding       // either: their refusals, shedding.go
-	budget   *retryBudget    // Policy.RetryBudget: budget.go
+	budget   retryBudgets    // Policy.RetryBudget: budget.go
 }
 
 // newHost makes the record of a host, closed, with the parts its policy
@@ -48,9 +48,6 @@ func newHost(key string, s *shared) *breaker {
 	}
 	if s.sheds {
 		m.shedding = new(shedding)
-	}
-	if s.budgets {
-		m.budget = new(retryBudget)
 	}
 	b.more = m
 	return b
