@@ -20,8 +20,9 @@ import (
 //   - A window queues when its mean exceeds tolerance × noLoad, or when the
 //     host answered 429 or 503 (it sheds load: it is past its knee).
 //   - The limit moves only when it binds (a window saw calls in flight of
-//     at least binding × the limit): a latency rise while the calls in
-//     flight stay under it is noise, or a queue this limit did not build.
+//     at least binding × the limit), or on a 429 or 503: a latency rise
+//     while the calls in flight stay under it is noise, or a queue this
+//     limit did not build.
 //   - A binding window that did not queue grows the limit by a twentieth
 //     (at least 1) and lowers noLoad to its mean if lower.
 //   - A binding window that queued sets the limit to what the host serves
