@@ -49,15 +49,7 @@ func TestConcurrencySimulation(t *testing.T) {
 		{"MaxConcurrent 4C = 160", httpbreaker.Policy{MaxConcurrent: 4 * workers}},
 		{"AdaptiveConcurrency", httpbreaker.Policy{AdaptiveConcurrency: true}},
 	}
-	workloads := []struct {
-		name   string
-		load   float64
-		halved bool
-		mixed  bool
-	}{
-		{"0.5x", 0.5, false, false}, {"1x", 1, false, false}, {"2x", 2, false, false},
-		{"1x, halved 1s-3s", 1, true, false}, {"2x, half Sheddable", 2, false, true},
-	}
+	workloads := knee.Workloads
 	type row struct {
 		goodput, refused float64
 		p50, p99         time.Duration
@@ -69,7 +61,7 @@ func TestConcurrencySimulation(t *testing.T) {
 	var table strings.Builder
 	fmt.Fprintf(&table, "%-24s", "cap")
 	for _, w := range workloads {
-		fmt.Fprintf(&table, " | %-30s", w.name)
+		fmt.Fprintf(&table, " | %-30s", w.Name)
 	}
 	fmt.Fprintf(&table, "\n%-24s", "")
 	for range workloads {
@@ -80,49 +72,46 @@ func TestConcurrencySimulation(t *testing.T) {
 	for i, c := range contenders {
 		fmt.Fprintf(&table, "%-24s", c.name)
 		for _, w := range workloads {
-			host := knee.New(workers, service, 4*workers)
-			if w.halved {
-				host.HalvedFrom, host.HalvedTo = time.Second, 3*time.Second
-			}
+			host := w.Host(workers, service, 4*workers)
 			// the policy never opens on this host's 503s: only the cap is measured
 			policy := c.policy
 			policy.FailureThreshold = 1 << 20
-			var trace limitTrace
-			opts := simOptions{observe: trace.observe}
-			if w.mixed {
+			var trace knee.Trace
+			opts := simOptions{observe: observeLimit(&trace)}
+			if w.Mixed {
 				opts.sheddableEvery = 2
 			}
-			r := simulate(t, policy, kneeHost{host}, w.load*capacity, length, 0, length, opts)
+			r := simulate(t, policy, kneeHost{host}, w.Load*capacity, length, 0, length, opts)
 			res := row{
 				goodput: float64(r.succeeded) / length.Seconds() / capacity,
 				refused: float64(r.refusedOverload) / float64(r.calls),
 				p50:     knee.Percentile(host.Latencies, 0.5),
 				p99:     knee.Percentile(host.Latencies, 0.99),
 			}
-			if w.mixed {
+			if w.Mixed {
 				critical := r.byCriticality[1]
 				res.goodput = float64(critical.succeeded) / float64(critical.calls)
 				res.sheddable = float64(r.byCriticality[0].succeeded) / float64(r.byCriticality[0].calls)
 			}
 			target := float64(workers)
-			res.settled[0], res.inBand[0] = trace.settled(0, length, target)
-			if w.halved {
-				res.settled[0], res.inBand[0] = trace.settled(0, time.Second, target)
-				res.settled[1], res.inBand[1] = trace.settled(time.Second, 3*time.Second, target/2)
-				res.settled[2], res.inBand[2] = trace.settled(3*time.Second, length, target)
+			res.settled[0], res.inBand[0] = trace.Settled(0, length, target)
+			if w.Halved {
+				res.settled[0], res.inBand[0] = trace.Settled(0, knee.HalvedFrom, target)
+				res.settled[1], res.inBand[1] = trace.Settled(knee.HalvedFrom, knee.HalvedTo, target/2)
+				res.settled[2], res.inBand[2] = trace.Settled(knee.HalvedTo, length, target)
 			}
 			results[i] = append(results[i], res)
 			fmt.Fprintf(&table, " | %7.2f %6v %7v %6.1f%%", res.goodput, res.p50.Round(time.Millisecond),
 				res.p99.Round(time.Millisecond), 100*res.refused)
 			if c.policy.AdaptiveConcurrency {
-				fmt.Fprintf(&settling, "%s, %s: the limit came within ±25%% of the knee %s after the start", c.name, w.name, settledText(res.settled[0], res.inBand[0]))
-				if w.halved {
+				fmt.Fprintf(&settling, "%s, %s: the limit came within ±25%% of the knee %s after the start", c.name, w.Name, settledText(res.settled[0], res.inBand[0]))
+				if w.Halved {
 					fmt.Fprintf(&settling, ", %s after the halving, %s after the recovery", settledText(res.settled[1], res.inBand[1]), settledText(res.settled[2], res.inBand[2]))
 				}
 				settling.WriteString("\n")
 			}
-			if w.mixed {
-				fmt.Fprintf(&settling, "%s, %s: goodput against demand, Critical %.2f, Sheddable %.2f\n", c.name, w.name, res.goodput, res.sheddable)
+			if w.Mixed {
+				fmt.Fprintf(&settling, "%s, %s: goodput against demand, Critical %.2f, Sheddable %.2f\n", c.name, w.Name, res.goodput, res.sheddable)
 			}
 		}
 		table.WriteString("\n")
@@ -151,44 +140,13 @@ func TestConcurrencySimulation(t *testing.T) {
 	assert.Greater(t, a[mixed].goodput, a[mixed].sheddable+0.5, "adaptive: at its limit, Sheddable calls go first")
 }
 
-// limitTrace records a host's Limit at each arrival.
-type limitTrace struct {
-	at    []time.Duration
-	limit []int
-}
-
-func (tr *limitTrace) observe(at time.Duration, rt *httpbreaker.Transport) {
-	if rt.Tracked("api.test") {
-		tr.at, tr.limit = append(tr.at, at), append(tr.limit, rt.Status("api.test").Limit)
-	}
-}
-
-// settled returns how long after from the limit first came within ±25% of
-// knee (-1 if it never did before to), and the share of the observations
-// from then until to that stayed in that band.
-func (tr *limitTrace) settled(from, to time.Duration, knee float64) (time.Duration, float64) {
-	first := time.Duration(-1)
-	in, all := 0, 0
-	for i, at := range tr.at {
-		if at < from || at >= to {
-			continue
-		}
-		l := float64(tr.limit[i])
-		inBand := l >= 0.75*knee && l <= 1.25*knee
-		if first < 0 && inBand {
-			first = at - from
-		}
-		if first >= 0 {
-			all++
-			if inBand {
-				in++
-			}
+// observeLimit records api.test's Limit in trace at each arrival.
+func observeLimit(trace *knee.Trace) func(time.Duration, *httpbreaker.Transport) {
+	return func(at time.Duration, rt *httpbreaker.Transport) {
+		if rt.Tracked("api.test") {
+			trace.Add(at, rt.Status("api.test").Limit)
 		}
 	}
-	if all == 0 {
-		return -1, 0
-	}
-	return first, float64(in) / float64(all)
 }
 
 func settledText(d time.Duration, share float64) string {

@@ -154,7 +154,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			t.account(b, v)
 		}
 		if t.s.adapts { // and by the adaptive limit
-			b.more.limit.learn(&t.s, tk.start, v.at, answer(resp, err), b.more.slots.inFlight.Load())
+			t.learn(b, tk, v, answer(resp, err))
 		}
 	}
 	if t.fleet != nil && (outcome != Success || hadFailures) && !b.forgotten.Load() { // a healthy call tells the fleet nothing
@@ -175,9 +175,16 @@ func (t *Transport) account(b *breaker, v verdict) {
 	b.more.shedding.afterCall(&t.s, b, v)
 }
 
-// answer is the status code of a call's answer, or 0 when none came.
+// learn hands the adaptive limit (adaptive.go) a call's answer, status (0
+// for none), with the calls holding the cap's slots now.
+func (t *Transport) learn(b *breaker, tk ticket, v verdict, status int) {
+	b.more.limit.learn(&t.s, tk.start, v.at, status, b.more.slots.inFlight.Load())
+}
+
+// answer is the status code of a call's answer, or 0 when none came (send
+// returns a response exactly when it returns no error).
 func answer(resp *http.Response, err error) int {
-	if err != nil || resp == nil {
+	if err != nil {
 		return 0
 	}
 	return resp.StatusCode
@@ -275,7 +282,7 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 		return t.judge(req, tk, resp, err)
 	})
 	if t.s.adapts { // a probe's answer teaches the adaptive limit too
-		b.more.limit.learn(&t.s, tk.start, v.at, answer(resp, err), b.more.slots.inFlight.Load())
+		t.learn(b, tk, v, answer(resp, err))
 	}
 	if t.stale != nil {
 		return t.staleIfError(req, resp, err, v.outcome)

@@ -39,19 +39,11 @@ func TestLimitersRealTime(t *testing.T) {
 	const workers, service = 20, 20 * time.Millisecond
 	capacity := float64(workers) / service.Seconds()
 	length := 5 * time.Second
-	workloads := []struct {
-		name   string
-		load   float64
-		halved bool
-		mixed  bool
-	}{
-		{"0.5x", 0.5, false, false}, {"1x", 1, false, false}, {"2x", 2, false, false},
-		{"1x, halved 1s-3s", 1, true, false}, {"2x, half Sheddable", 2, false, true},
-	}
+	workloads := knee.Workloads
 	var table strings.Builder
 	fmt.Fprintf(&table, "%-28s", "limiter")
 	for _, w := range workloads {
-		fmt.Fprintf(&table, " | %-38s", w.name)
+		fmt.Fprintf(&table, " | %-38s", w.Name)
 	}
 	fmt.Fprintf(&table, "\n%-28s", "")
 	for range workloads {
@@ -62,23 +54,23 @@ func TestLimitersRealTime(t *testing.T) {
 	for _, c := range limiterContenders {
 		fmt.Fprintf(&table, "%-28s", c.name)
 		for _, w := range workloads {
-			host := knee.New(workers, service, 4*workers)
-			if w.halved {
-				host.HalvedFrom, host.HalvedTo = time.Second, 3*time.Second
-			}
-			r := runRealTime(t, c, host, w.load*capacity, length, w.mixed)
+			host := w.Host(workers, service, 4*workers)
+			r := runRealTime(t, c, host, w.Load*capacity, length, w.Mixed)
 			goodput := float64(r.succeeded[0]+r.succeeded[1]) / length.Seconds() / capacity
-			if w.mixed {
+			if w.Mixed {
 				goodput = float64(r.succeeded[1]) / float64(r.calls[1])
-				fmt.Fprintf(&notes, "%s, %s: goodput against demand, Critical %.2f, Sheddable %.2f\n", c.name, w.name,
+				fmt.Fprintf(&notes, "%s, %s: goodput against demand, Critical %.2f, Sheddable %.2f\n", c.name, w.Name,
 					goodput, float64(r.succeeded[0])/float64(r.calls[0]))
 			}
 			fmt.Fprintf(&table, " | %7.2f %6v %7v %7v %6.1f%%", goodput, knee.Percentile(r.latencies, 0.5).Round(time.Millisecond),
 				knee.Percentile(r.latencies, 0.99).Round(time.Millisecond), knee.Percentile(r.steady, 0.99).Round(time.Millisecond),
 				100*float64(r.refused)/float64(r.calls[0]+r.calls[1]))
-			if w.halved {
-				fmt.Fprintf(&notes, "%s, %s: the limit came within ±25%% of the knee %s after the halving\n", c.name, w.name,
-					r.trace.cameWithin(time.Second, 3*time.Second, workers/2))
+			if w.Halved {
+				came := "never"
+				if d, _ := r.trace.Settled(knee.HalvedFrom, knee.HalvedTo, workers/2); d >= 0 {
+					came = "in " + d.Round(time.Millisecond).String()
+				}
+				fmt.Fprintf(&notes, "%s, %s: the limit came within ±25%% of the knee %s after the halving\n", c.name, w.Name, came)
 			}
 		}
 		table.WriteString("\n")
@@ -122,7 +114,7 @@ type realTimeResult struct {
 	refused          int
 	latencies        []time.Duration
 	steady           []time.Duration // of the calls made after the first second
-	trace            limitTrace
+	trace            knee.Trace
 }
 
 // runRealTime offers rate calls per second for length to a loopback server
@@ -161,7 +153,7 @@ func runRealTime(t *testing.T, c limiterContender, host *knee.Host, rate float64
 				at := time.Since(start)
 				l := limit()
 				resMu.Lock()
-				res.trace.at, res.trace.limit = append(res.trace.at, at), append(res.trace.limit, l)
+				res.trace.Add(at, l)
 				resMu.Unlock()
 			}
 		}
@@ -215,23 +207,4 @@ func runRealTime(t *testing.T, c limiterContender, host *knee.Host, rate float64
 	resMu.Lock()
 	defer resMu.Unlock()
 	return res
-}
-
-// limitTrace is a limiter's limit over time.
-type limitTrace struct {
-	at    []time.Duration
-	limit []int
-}
-
-// cameWithin says how long after from the limit first came within ±25% of
-// knee, before to.
-func (tr *limitTrace) cameWithin(from, to time.Duration, knee float64) string {
-	for i, at := range tr.at {
-		if at >= from && at < to {
-			if l := float64(tr.limit[i]); l >= 0.75*knee && l <= 1.25*knee {
-				return "in " + (at - from).Round(time.Millisecond).String()
-			}
-		}
-	}
-	return "never"
 }

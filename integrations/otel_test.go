@@ -105,6 +105,23 @@ func TestOpenTelemetryMetrics(t *testing.T) {
 	assert.Error(t, err)
 }
 
+// observed registers rt's instruments on a fresh SDK provider with a manual
+// reader, unregistered and shut down when t ends, and returns a collection.
+func observed(t *testing.T, rt *httpbreaker.Transport) func() metricdata.ResourceMetrics {
+	t.Helper()
+	reader := sdkmetric.NewManualReader()
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = provider.Shutdown(context.Background()) })
+	reg, err := breakerotel.Register(rt, provider)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = reg.Unregister() })
+	return func() metricdata.ResourceMetrics {
+		var rm metricdata.ResourceMetrics
+		require.NoError(t, reader.Collect(context.Background(), &rm))
+		return rm
+	}
+}
+
 // A host that is closed but shedding must not look healthy: the refusals
 // for overload, the calls in flight and the shedding flag are observed.
 func TestOpenTelemetryShowsShedding(t *testing.T) {
@@ -119,12 +136,7 @@ func TestOpenTelemetryShowsShedding(t *testing.T) {
 	rt, err := httpbreaker.New(nil, httpbreaker.WithPolicy(httpbreaker.Policy{MaxConcurrent: 1}))
 	require.NoError(t, err)
 	defer rt.CloseIdleConnections()
-	reader := sdkmetric.NewManualReader()
-	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer func() { _ = provider.Shutdown(context.Background()) }()
-	reg, err := breakerotel.Register(rt, provider)
-	require.NoError(t, err)
-	defer func() { _ = reg.Unregister() }()
+	collect := observed(t, rt)
 
 	req, _ := http.NewRequest(http.MethodGet, upstream.URL, nil)
 	held, err := rt.RoundTrip(req)
@@ -133,8 +145,7 @@ func TestOpenTelemetryShowsShedding(t *testing.T) {
 	_, err = rt.RoundTrip(req)
 	require.ErrorIs(t, err, httpbreaker.ErrOverloaded)
 
-	var rm metricdata.ResourceMetrics
-	require.NoError(t, reader.Collect(context.Background(), &rm))
+	rm := collect()
 	host := attribute.String("server.address", rt.Snapshot()[0].Host)
 	for name, want := range map[string]int64{
 		"httpbreaker.circuit.state": 0, "httpbreaker.rejected": 1, "httpbreaker.shed": 1,
@@ -168,12 +179,7 @@ func TestOpenTelemetryShowsRetries(t *testing.T) {
 	}))
 	require.NoError(t, err)
 	defer rt.CloseIdleConnections()
-	reader := sdkmetric.NewManualReader()
-	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer func() { _ = provider.Shutdown(context.Background()) }()
-	reg, err := breakerotel.Register(rt, provider)
-	require.NoError(t, err)
-	defer func() { _ = reg.Unregister() }()
+	collect := observed(t, rt)
 
 	req, _ := http.NewRequest(http.MethodGet, upstream.URL, nil)
 	resp, err := rt.RoundTrip(req)
@@ -183,8 +189,7 @@ func TestOpenTelemetryShowsRetries(t *testing.T) {
 	require.False(t, rt.AllowRetry(req))
 	require.False(t, rt.AllowRetry(req))
 
-	var rm metricdata.ResourceMetrics
-	require.NoError(t, reader.Collect(context.Background(), &rm))
+	rm := collect()
 	host := attribute.String("server.address", rt.Snapshot()[0].Host)
 	for answer, want := range map[string]int64{"allowed": 1, "denied": 2} {
 		got, ok := point(t, rm, "httpbreaker.retries", host, attribute.String("httpbreaker.retry", answer))
