@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,12 +19,18 @@ import (
 // it (its values kept, a deadline of a second at most) and must return
 // promptly; on an error the Transport goes on with its own local breaker,
 // so no request fails because of the Store.
+//
+// The Store judges when the fleet's failures open a host for every member
+// (redisstore asks for a quorum of members); a member whose own failures
+// open its circuit without that verdict keeps the opening, and its probes,
+// to itself.
 type Store interface {
-	// Failure records a failure of host and returns the fleet's run of
-	// consecutive failures and, if the fleet's circuit is open, that
-	// opening (fleet.Open false if not).
-	Failure(ctx context.Context, host string) (failures int, fleet FleetEvent, err error)
-	// Success ends the fleet's run of failures of host.
+	// Failure records a failure of report.Host by this member and returns
+	// the fleet's verdict: whether the fleet's failures, this one
+	// included, make the case for opening the host for every member, and
+	// the fleet's opening in force, if any.
+	Failure(ctx context.Context, report FailureReport) (FleetVerdict, error)
+	// Success ends this member's run of failures of host.
 	Success(ctx context.Context, host string) error
 	// Open opens host's circuit for the fleet until the given time by this
 	// member's clock, or until Reset if it is zero (isolation), and tells
@@ -47,6 +54,31 @@ type Store interface {
 	// force (so a member that joins late never sends to an isolated host),
 	// and after a gap in its subscription it delivers what changed meanwhile.
 	Subscribe(f func(FleetEvent)) (unsubscribe func())
+}
+
+// FailureReport is what a member tells its Store of one failure of a host:
+// a call that failed while the circuit was closed, or a failed probe of a
+// circuit the member opened on its own.
+type FailureReport struct {
+	// Host is the breaker key.
+	Host string
+	// Run is the member's own run of consecutive failures of Host, this
+	// one included: the count its breaker holds, or Threshold once its
+	// circuit opened on the member's own evidence (the consecutive count,
+	// the failure rate or a Retry-After).
+	Run int
+	// Threshold is the member's Policy.FailureThreshold.
+	Threshold int
+}
+
+// FleetVerdict is a Store's answer to a FailureReport.
+type FleetVerdict struct {
+	// Trip is set when the fleet's failures, with the report's, make the
+	// case for opening the host for every member: the member then opens its
+	// circuit and tells the fleet (Store.Open).
+	Trip bool
+	// Fleet is the fleet's opening in force; Fleet.Open is false if none.
+	Fleet FleetEvent
 }
 
 // FleetEvent is an opening or closing a Store delivers.
@@ -96,7 +128,9 @@ func (t *Transport) Close() error {
 
 // adopt applies an opening or closing the fleet announced. Announcements
 // of this Transport's own transitions find the breaker already there and
-// change nothing.
+// change nothing. A closing closes every member's circuit, one the member
+// opened on its own included: the host answered the fleet's probe, or an
+// operator cleared it.
 func (t *Transport) adopt(ev FleetEvent) {
 	switch {
 	case !ev.Open:
@@ -118,37 +152,69 @@ func (t *Transport) adopt(ev FleetEvent) {
 
 // tellStore reports a closed-path call to the Store: a failure counts for
 // the fleet (and may open the fleet's circuit); the first success after
-// failures ends the fleet's run. Successes of a healthy host say nothing.
+// failures ends the member's run. Successes of a healthy host say nothing.
 func (t *Transport) tellStore(req *http.Request, b *breaker, tk ticket, o Outcome, hadFailures bool) {
-	store := t.fleet.store
 	switch {
 	case o == Ignore:
 	case o == Success:
 		if hadFailures {
-			ctx, cancel := storeContext(req)
-			defer cancel()
-			_ = store.Success(ctx, b.host)
+			t.endRun(req, b)
 		}
 	default:
-		if w := b.load(); w.gen() != tk.gen {
-			if w.state() == StateOpen { // this call, or one beside it, opened the circuit
-				t.announceOpen(req, b)
-			}
-			return
-		}
-		ctx, cancel := storeContext(req)
-		n, fleet, err := store.Failure(ctx, b.host)
-		cancel()
+		w := b.load()
 		switch {
-		case err != nil: // the local breaker has counted it: go on alone
-		case fleet.Open:
-			t.adopt(fleet)
-		case n >= t.s.policy.FailureThreshold:
-			if b.trip(&t.s, tk.gen, verdict{outcome: Failure}, true) {
-				t.announceOpen(req, b)
+		case w.gen() == tk.gen: // still closed: the member's run grows
+			said, err := t.reportFailure(req, b, max(w.failures(), 1))
+			switch {
+			case err != nil: // the local breaker has counted it: go on alone
+			case said.Fleet.Open:
+				t.adopt(said.Fleet)
+			case said.Trip:
+				if b.trip(&t.s, tk.gen, verdict{outcome: Failure}, true) {
+					t.announceOpen(req, b)
+				}
 			}
+		case w.state() == StateOpen && !b.refusal.Load().Isolated: // this call, or one beside it, opened the circuit
+			t.openedOwn(req, b, w, false)
 		}
 	}
+}
+
+// openedOwn tells the fleet that the member's circuit opened, in the word
+// w, on the member's own evidence: a report with the whole threshold.
+// With the fleet's verdict the opening reaches every member; without it,
+// it stays the member's own, and so do its probes (fleetHost) — also when
+// the fleet's opening comes later, unless the member had none (wasOwn
+// false) when the fleet's was already there. A Store in trouble leaves
+// the member alone.
+func (t *Transport) openedOwn(req *http.Request, b *breaker, w word, wasOwn bool) {
+	said, err := t.reportFailure(req, b, t.s.policy.FailureThreshold)
+	if err == nil && said.Trip && !said.Fleet.Open {
+		t.announceOpen(req, b)
+		return
+	}
+	if err != nil || wasOwn || !said.Fleet.Open {
+		b.more.fleet.openedAlone(w)
+	}
+	if err == nil && said.Fleet.Open {
+		t.adopt(said.Fleet)
+	}
+}
+
+// reportFailure tells the Store of a failure of b's host, with the
+// member's own run.
+func (t *Transport) reportFailure(req *http.Request, b *breaker, run int) (FleetVerdict, error) {
+	ctx, cancel := storeContext(req)
+	defer cancel()
+	return t.fleet.store.Failure(ctx, FailureReport{Host: b.host, Run: run, Threshold: t.s.policy.FailureThreshold})
+}
+
+// endRun tells the Store that the member's run of failures of b's host is
+// over.
+func (t *Transport) endRun(req *http.Request, b *breaker) {
+	ctx, cancel := storeContext(req)
+	defer cancel()
+	_ = t.fleet.store.Success(ctx, b.host)
 }
 
 // announceOpen tells the fleet that b's circuit is open, and until when.
@@ -166,7 +232,13 @@ func (t *Transport) announceOpen(req *http.Request, b *breaker) {
 // reopen the circuit of a host that may be healthy. done, to call with the
 // state word when the probe is over, tells the fleet how it ended and gives
 // the lease back.
+//
+// A circuit the member opened on its own probes on its own: no lease, and
+// its end speaks for the member only (ownProbeEnded).
 func (t *Transport) fleetProbe(req *http.Request, b *breaker, tk ticket) (done func(after word), ok bool, err error) {
+	if b.more.fleet.probesAlone(tk) {
+		return func(w word) { t.ownProbeEnded(req, b, tk, w) }, true, nil
+	}
 	ctx, cancel := context.WithTimeout(req.Context(), storeTimeout)
 	lease, ok, storeErr := t.fleet.store.AcquireProbe(ctx, b.host, t.s.policy.HalfOpenMaxRequests)
 	cancel()
@@ -206,17 +278,66 @@ func (t *Transport) announceProbe(req *http.Request, b *breaker, tk ticket, w wo
 	}
 }
 
+// ownProbeEnded tells the Store how a probe of the member's own opening
+// ended: closed, the member's run is over; reopened, the member reports
+// the failure again, which keeps its vote fresh and may make the fleet's
+// case.
+func (t *Transport) ownProbeEnded(req *http.Request, b *breaker, tk ticket, w word) {
+	switch {
+	case w.gen() == tk.gen: // still half-open
+	case w.state() == StateClosed:
+		t.endRun(req, b)
+	case w.state() == StateOpen:
+		t.openedOwn(req, b, w, true)
+	}
+}
+
 // adoptOpen opens the circuit until until, as the fleet says, unless it
-// already is open until then or later, or isolated.
+// already is open until then or later, or isolated. An opening that was
+// the member's own stays so: its probes remain its own.
 func (b *breaker) adoptOpen(s *shared, until int64) {
 	now := s.clock()
 	b.mu.Lock()
 	for {
 		w := b.load()
-		if b.isolated || w.state() == StateOpen && b.retryAt.Load() >= until ||
-			b.transition(s, w, StateOpen, now, until) {
+		if b.isolated || w.state() == StateOpen && b.retryAt.Load() >= until {
+			break
+		}
+		own := b.more != nil && b.more.fleet.ownIn(w)
+		if b.transition(s, w, StateOpen, now, until) {
+			if own {
+				b.more.fleet.openedAlone(b.load())
+			}
 			break
 		}
 	}
 	b.unlockAndNotify(s)
+}
+
+// fleetHost is a host's part of the fleet protocol, in its hostMore.
+type fleetHost struct {
+	// ownProbes is the generation of the half-open period that follows an
+	// opening the member made on its own — the fleet did not open with
+	// it — so the generation of the probes that are the member's own: it
+	// takes no lease for them and their end speaks for it alone. Any other
+	// transition moves the generation past it. 0 for none.
+	ownProbes atomic.Uint32
+}
+
+// openedAlone records that the opening in the word w is the member's own.
+func (f *fleetHost) openedAlone(w word) { f.ownProbes.Store(w.gen() + 1) }
+
+// probesAlone reports whether the probe tk is the member's own.
+func (f *fleetHost) probesAlone(tk ticket) bool { return f.ownProbes.Load() == tk.gen }
+
+// ownIn reports whether the word w, open or half-open, is of the member's
+// own opening.
+func (f *fleetHost) ownIn(w word) bool {
+	switch w.state() {
+	case StateOpen:
+		return f.ownProbes.Load() == w.gen()+1
+	case StateHalfOpen:
+		return f.ownProbes.Load() == w.gen()
+	}
+	return false
 }

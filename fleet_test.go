@@ -239,3 +239,135 @@ func TestFleetStoreCallsCarryTheRequestsContext(t *testing.T) {
 		assert.True(t, ok, "call %d is bounded", i)
 	}
 }
+
+// reportsOf returns the runs a member reported, in order.
+func (m *memStore) runs() []int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	runs := make([]int, len(m.reports))
+	for i, r := range m.reports {
+		runs[i] = r.Run
+	}
+	return runs
+}
+
+func (m *memStore) leasesTaken() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.acquired
+}
+
+// A member whose own failures open its circuit without the fleet's verdict
+// opens alone: the others go on, it probes without the fleet's lease, and
+// its probes speak for itself — a failure is reported as its vote again, a
+// success ends its run without closing anyone else's circuit.
+func TestFleetMemberOpensAloneWithoutTheFleetsVerdict(t *testing.T) {
+	store := newMemStore()
+	store.alone.Store(true)
+	clock := newClock()
+	var sickStatus atomic.Int64
+	sickStatus.Store(500)
+	policy := httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 3, ResetTimeout: time.Minute})
+	sickLog, healthyLog := &transitionLog{}, &transitionLog{}
+	sick := newTransport(t, statusFor(&sickStatus), httpbreaker.WithStore(store), httpbreaker.WithClock(clock.Now), policy,
+		httpbreaker.WithOnStateChange(sickLog.listen))
+	healthy := newTransport(t, newFakeBase(func(string) int { return 200 }), httpbreaker.WithStore(store),
+		httpbreaker.WithClock(clock.Now), policy, httpbreaker.WithOnStateChange(healthyLog.listen))
+
+	for range 3 {
+		_, _ = get(t, sick, host)
+		code, err := get(t, healthy, host)
+		require.NoError(t, err, "the healthy member never refuses")
+		require.Equal(t, 200, code)
+	}
+	assert.True(t, sick.IsOpen(host), "the sick member opened on its own")
+	assert.Equal(t, []int{1, 2, 3}, store.runs(), "every failure reported with the member's run, the one that opened it too")
+	store.mu.Lock()
+	assert.Empty(t, store.open, "nothing opened for the fleet")
+	store.mu.Unlock()
+
+	clock.At(time.Minute) // its own probe fails: reopened alone, reported again
+	_, _ = get(t, sick, host)
+	assert.True(t, sick.IsOpen(host))
+	assert.Zero(t, store.leasesTaken(), "its own probe takes no fleet lease")
+	assert.Equal(t, []int{1, 2, 3, 3}, store.runs(), "a failed probe of its own opening renews its vote")
+
+	sickStatus.Store(200)
+	clock.At(2 * time.Minute) // a good probe closes it, and ends its run in the fleet
+	code, err := get(t, sick, host)
+	require.NoError(t, err)
+	assert.Equal(t, 200, code)
+	assert.True(t, sick.IsClosed(host))
+	store.mu.Lock()
+	assert.Empty(t, store.failures, "its run ended in the store")
+	store.mu.Unlock()
+	assert.Empty(t, healthyLog.get(), "the healthy member heard nothing: no fleet opening, no fleet closing")
+	assert.Equal(t, []string{"api.test: closed -> open", "api.test: open -> half-open", "api.test: half-open -> open",
+		"api.test: open -> half-open", "api.test: half-open -> closed"}, sickLog.get())
+}
+
+// A member that opened on its own keeps its own probes when the fleet opens
+// the host later; the fleet's closing, by another member's probe, closes it
+// too.
+func TestFleetOwnOpeningKeepsItsProbesWhenTheFleetOpens(t *testing.T) {
+	store := newMemStore()
+	store.alone.Store(true)
+	clock := newClock()
+	policy := httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1, ResetTimeout: time.Minute})
+	sick := newTransport(t, newFakeBase(func(string) int { return 500 }), httpbreaker.WithStore(store), httpbreaker.WithClock(clock.Now), policy)
+	healthy := newTransport(t, newFakeBase(func(string) int { return 200 }), httpbreaker.WithStore(store), httpbreaker.WithClock(clock.Now), policy)
+	_, _ = get(t, sick, host)
+	require.True(t, sick.IsOpen(host))
+	require.True(t, healthy.IsClosed(host))
+
+	require.NoError(t, store.Open(context.Background(), "api.test", t0.Add(2*time.Minute))) // the fleet opens, until later
+	require.True(t, healthy.IsOpen(host))
+	assert.Equal(t, t0.Add(2*time.Minute), sick.Status(host).RetryAt, "the sick member adopts the later end")
+
+	clock.At(2 * time.Minute)
+	_, _ = get(t, sick, host)
+	assert.Zero(t, store.leasesTaken(), "its probe is still its own")
+	assert.True(t, sick.IsOpen(host))
+	code, err := get(t, healthy, host)
+	require.NoError(t, err)
+	assert.Equal(t, 200, code)
+	assert.Equal(t, 1, store.leasesTaken(), "the fleet's probe took the lease")
+	assert.True(t, healthy.IsClosed(host))
+	assert.True(t, sick.IsClosed(host), "the fleet's closing closes a member's own opening too")
+}
+
+// A member whose circuit opens on its own while the fleet's opening is
+// already there (a message it missed) joins the fleet's: its probe takes
+// the fleet's lease.
+func TestFleetOpeningFoundOpenJoinsTheFleet(t *testing.T) {
+	store := newMemStore()
+	store.alone.Store(true)
+	clock := newClock()
+	deaf := newTransport(t, newFakeBase(func(string) int { return 500 }), httpbreaker.WithStore(quietStore{store}),
+		httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1, ResetTimeout: time.Minute}))
+	require.NoError(t, store.Open(context.Background(), "api.test", t0.Add(2*time.Minute)))
+	_, _ = get(t, deaf, host) // opens on its own evidence, then hears the fleet's opening in the reply
+	require.True(t, deaf.IsOpen(host))
+	assert.Equal(t, t0.Add(2*time.Minute), deaf.Status(host).RetryAt, "the fleet's end, learned from the report")
+	clock.At(2 * time.Minute)
+	_, _ = get(t, deaf, host)
+	assert.Equal(t, 1, store.leasesTaken(), "its probe is the fleet's")
+}
+
+// A member whose own probe fails while the fleet's opening is in force (a
+// message it missed, learned from its report) keeps its probes its own.
+func TestFleetOwnProbeStaysOwnWhenItLearnsOfTheFleetsOpening(t *testing.T) {
+	store := newMemStore()
+	store.alone.Store(true)
+	clock := newClock()
+	deaf := newTransport(t, newFakeBase(func(string) int { return 500 }), httpbreaker.WithStore(quietStore{store}),
+		httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1, ResetTimeout: time.Minute}))
+	_, _ = get(t, deaf, host) // opens on its own
+	require.NoError(t, store.Open(context.Background(), "api.test", t0.Add(3*time.Minute)))
+	clock.At(time.Minute)
+	_, _ = get(t, deaf, host) // its own probe fails; the reply says the fleet is open until 3m
+	assert.Equal(t, t0.Add(3*time.Minute), deaf.Status(host).RetryAt)
+	clock.At(3 * time.Minute)
+	_, _ = get(t, deaf, host)
+	assert.Zero(t, store.leasesTaken(), "still its own probe")
+}

@@ -163,6 +163,13 @@ type memStore struct {
 	calls    atomic.Int64
 	broken   atomic.Bool
 	nextID   int
+	// alone, when set, never gives the fleet's verdict: every member is
+	// short of the quorum.
+	alone atomic.Bool
+	// reports records every failure report, and acquired counts the leases
+	// taken.
+	reports  []httpbreaker.FailureReport
+	acquired int
 	// onAcquire, if set, runs inside AcquireProbe with its context.
 	onAcquire func(ctx context.Context)
 	// contexts records the context of every call, for their values.
@@ -195,14 +202,18 @@ func (m *memStore) publish(ev httpbreaker.FleetEvent) {
 	}
 }
 
-func (m *memStore) Failure(ctx context.Context, host string) (int, httpbreaker.FleetEvent, error) {
+// Failure counts the fleet's failures as redisstore's WithQuorum(1) does:
+// the fleet trips when its run, or the member's own, reaches the threshold.
+func (m *memStore) Failure(ctx context.Context, r httpbreaker.FailureReport) (httpbreaker.FleetVerdict, error) {
 	if err := m.enter(ctx); err != nil {
-		return 0, httpbreaker.FleetEvent{}, err
+		return httpbreaker.FleetVerdict{}, err
 	}
 	defer m.mu.Unlock()
-	m.failures[host]++
-	until, open := m.open[host]
-	return m.failures[host], httpbreaker.FleetEvent{Host: host, Open: open, Until: until}, nil
+	m.reports = append(m.reports, r)
+	m.failures[r.Host]++
+	until, open := m.open[r.Host]
+	trip := !m.alone.Load() && (m.failures[r.Host] >= r.Threshold || r.Run >= r.Threshold)
+	return httpbreaker.FleetVerdict{Trip: trip, Fleet: httpbreaker.FleetEvent{Host: r.Host, Open: open, Until: until}}, nil
 }
 
 func (m *memStore) Success(ctx context.Context, host string) error {
@@ -251,6 +262,7 @@ func (m *memStore) AcquireProbe(ctx context.Context, host string, slots int) (st
 		return "", false, nil
 	}
 	m.nextID++
+	m.acquired++
 	lease := fmt.Sprint(m.nextID)
 	m.leases[host][lease] = true
 	return lease, true, nil

@@ -16,6 +16,9 @@ type hostMore struct {
 	events eventQueue
 	// window counts outcomes for the failure-rate rule; nil when off.
 	window *rateWindow
+	// fleet is the host's part of the fleet protocol (fleet.go); unused
+	// without a Store.
+	fleet fleetHost
 
 	// The rules beyond the circuit; nil when off.
 

@@ -84,7 +84,7 @@ func TestStuckOperationsAreBounded(t *testing.T) {
 	var unavailable int
 	goroutines := runtime.NumGoroutine()
 	for i := range 200 {
-		_, _, err := store.Failure(context.Background(), "api.test")
+		_, err := store.Failure(context.Background(), httpbreaker.FailureReport{Host: "api.test", Run: 1, Threshold: 5})
 		require.Error(t, err, "call %d", i)
 		if errors.Is(err, redisstore.ErrUnavailable) {
 			unavailable++

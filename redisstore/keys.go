@@ -10,6 +10,8 @@ import (
 // A host's keys, under the prefix, with the host escaped and braced:
 //
 //	prefix:{host}:failures  the fleet's run of consecutive failures
+//	prefix:{host}:votes     the members voting that host fails: a hash of
+//	                        member to when the vote was cast (Redis's clock, ms)
 //	prefix:{host}:open      the fleet's opening or isolation (see openValue)
 //	prefix:{host}:cleared   left by Reset: the host was cleared, not lost
 //	prefix:{host}:probe:N   probe lease N

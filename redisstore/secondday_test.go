@@ -46,8 +46,10 @@ func TestIsolationSurvivesARestartWithoutPersistence(t *testing.T) {
 	b := newMember(t, srv, clk, httpbreaker.Policy{FailureThreshold: 1, ResetTimeout: time.Hour})
 	a.rt.Isolate("maintenance.test")
 	b.await(t, "open")
-	_, _ = a.get(t, up.URL) // a 500: a plain opening for the fleet
+	_, _ = a.get(t, up.URL) // a 500 each: two votes, a plain opening for the fleet
+	_, _ = b.get(t, up.URL)
 	b.await(t, "open")
+	a.await(t, "open")
 	require.NotEmpty(t, openKey(t, srv, "maintenance.test"))
 
 	srv.stop()
@@ -108,12 +110,15 @@ func TestClockSkewChangesNothing(t *testing.T) {
 			var status, calls atomic.Int64
 			status.Store(500)
 			up := upstream(t, &status, &calls)
-			policy := httpbreaker.Policy{FailureThreshold: 1, ResetTimeout: time.Second}
+			// A threshold of 2 under the quorum of 2: each member's first
+			// failure is a vote, and neither opens on its own.
+			policy := httpbreaker.Policy{FailureThreshold: 2, ResetTimeout: time.Second}
 			trueClock, offClock := &clock{now: t0}, &clock{now: t0.Add(skew)}
 			off := newMember(t, srv, offClock, policy)
 			right := newMember(t, srv, trueClock, policy)
 
-			_, _ = off.get(t, up.URL) // the member with the wrong clock trips the fleet
+			_, _ = right.get(t, up.URL)
+			_, _ = off.get(t, up.URL) // the member with the wrong clock completes the quorum and trips the fleet
 			off.await(t, "open")
 			right.await(t, "open")
 			_, err := right.get(t, up.URL)
@@ -124,7 +129,7 @@ func TestClockSkewChangesNothing(t *testing.T) {
 				"open for the reset timeout by the true clock")
 			trueClock.Add(time.Second + 100*time.Millisecond)
 			assert.Equal(t, httpbreaker.StateHalfOpen, right.rt.State(up.URL), "a probe is due")
-			assert.Equal(t, int64(1), calls.Load(), "one upstream call tripped the fleet")
+			assert.Equal(t, int64(2), calls.Load(), "two upstream calls, one vote each, tripped the fleet")
 
 			// And the other way: the true clock trips, the wrong one follows for the same time.
 			const host2 = "second.test"
@@ -136,6 +141,7 @@ func TestClockSkewChangesNothing(t *testing.T) {
 				}
 				return err
 			}
+			require.NoError(t, byKey(off))
 			require.NoError(t, byKey(right))
 			off.await(t, "open")
 			require.ErrorAs(t, byKey(off), &open)
@@ -182,7 +188,7 @@ func hostsOf(rt *httpbreaker.Transport) []string {
 // "test": the commands the Store sends (scripts' included) on its keys and
 // its channel.
 const fleetACL = "on >secret resetkeys ~test:* resetchannels &test:events -@all " +
-	"+get +set +del +exists +incr +pexpire +pttl +scan +eval +evalsha " +
+	"+get +set +del +exists +incr +pexpire +pttl +hset +hdel +hgetall +time +scan +eval +evalsha " +
 	"+publish +subscribe +ping +hello +auth"
 
 // A fleet whose Redis user has only the README's ACL works: trips

@@ -40,8 +40,12 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -72,6 +76,9 @@ type Store struct {
 	timeout      time.Duration
 	lease        time.Duration
 	failureTTL   time.Duration
+	voteTTL      time.Duration
+	quorum       int
+	member       string // this Store's name in the votes, unique and stable for its life
 	isolationTTL time.Duration
 	retryEvery   time.Duration
 	onTrouble    func(error)
@@ -124,6 +131,44 @@ func WithProbeLease(d time.Duration) Option {
 // the last one; default 10 minutes.
 func WithFailureTTL(d time.Duration) Option {
 	return positive("WithFailureTTL", d, func(s *Store) { s.failureTTL = d })
+}
+
+// WithQuorum sets how many members must see a host failing before its
+// circuit opens for the fleet; default 2. A member votes that a host is
+// failing while its own run of consecutive failures is at least its share
+// of the threshold, ceil(FailureThreshold / n) (3 of 5 for a quorum of 2);
+// a vote stands until the member's next success or, unrenewed, for
+// WithVoteTTL. When n votes stand, the member whose vote completes them
+// opens the host for the fleet. Short of the quorum, a member whose own
+// failures reach the threshold opens its own circuit alone and probes it
+// alone, and the others go on: one member with a broken network of its
+// own cannot open a healthy host for all. 1 is any member, as before
+// quorums: the fleet's failures, whoever reports them, open it when they
+// reach the threshold. 0 means 2.
+func WithQuorum(n int) Option {
+	return func(s *Store) error {
+		if n < 0 {
+			return fmt.Errorf("redisstore: WithQuorum(%d): want 0 (the default, 2) or more", n)
+		}
+		if n == 0 {
+			n = defaultQuorum
+		}
+		s.quorum = n
+		return nil
+	}
+}
+
+// defaultQuorum is WithQuorum's default.
+const defaultQuorum = 2
+
+// WithVoteTTL sets how long a member's vote that a host is failing
+// (WithQuorum) stands unless renewed by another failure; default 1
+// minute. A member renews its vote with every failure it reports, a failed
+// probe of its own opening included, so the quorum counts members that see
+// the host failing now; a member that went quiet or restarted (it comes
+// back under a new name) stops counting after this long.
+func WithVoteTTL(d time.Duration) Option {
+	return positive("WithVoteTTL", d, func(s *Store) { s.voteTTL = d })
 }
 
 // WithIsolationTTL sets how long an isolation lasts in Redis unless
@@ -181,7 +226,8 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	}
 	s := &Store{
 		client: client, prefix: "httpbreaker", timeout: 200 * time.Millisecond, lease: 30 * time.Second,
-		failureTTL: 10 * time.Minute, isolationTTL: 7 * 24 * time.Hour, retryEvery: time.Second,
+		failureTTL: 10 * time.Minute, voteTTL: time.Minute, quorum: defaultQuorum, member: newMemberName(),
+		isolationTTL: 7 * 24 * time.Hour, retryEvery: time.Second,
 		onTrouble: func(error) {}, now: time.Now, slots: make(chan struct{}, maxPending),
 	}
 	for i, opt := range opts {
@@ -194,6 +240,23 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	}
 	s.sub.store = s
 	return s, nil
+}
+
+// Member returns the Store's name in the fleet's votes: the host name, the
+// process id and a random part, so unique across processes and across the
+// Stores of one process, and fixed for the Store's life. It names the
+// fields of a host's votes key (prefix:{host}:votes).
+func (s *Store) Member() string { return s.member }
+
+// newMemberName makes a Store's member name.
+func newMemberName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	var random [4]byte
+	_, _ = rand.Read(random[:])
+	return host + "/" + strconv.Itoa(os.Getpid()) + "/" + hex.EncodeToString(random[:])
 }
 
 // run performs one operation within the timeout, or none while Redis is
@@ -230,10 +293,18 @@ func (s *Store) runFor(ctx context.Context, timeout time.Duration, op func(ctx c
 	select {
 	case err = <-done:
 	case <-opCtx.Done():
-		if ctx.Err() != nil {
-			return context.Cause(ctx) // the caller gave up: not Redis's trouble
+		// The operation's goroutine cancels opCtx as soon as it has sent
+		// its answer, and a deadline may expire as the answer comes: an
+		// answer that is there wins (a lease granted must be used or given
+		// back, an isolation written must not be reported lost).
+		select {
+		case err = <-done:
+		default:
+			if ctx.Err() != nil {
+				return context.Cause(ctx) // the caller gave up: not Redis's trouble
+			}
+			err = fmt.Errorf("%w after %v", ErrTimeout, timeout)
 		}
-		err = fmt.Errorf("%w after %v", ErrTimeout, timeout)
 	}
 	if err != nil && ctx.Err() != nil {
 		return err

@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -48,10 +49,16 @@ type member struct {
 }
 
 func newMember(t *testing.T, srv *redisServer, clk *clock, policy httpbreaker.Policy, opts ...httpbreaker.Option) *member {
-	return newMemberOn(t, srv.client(), clk, policy, []redisstore.Option{
+	return newMemberWith(t, srv, clk, policy, nil, opts...)
+}
+
+// newMemberWith is newMember with more store options.
+func newMemberWith(t *testing.T, srv *redisServer, clk *clock, policy httpbreaker.Policy, storeOpts []redisstore.Option,
+	opts ...httpbreaker.Option) *member {
+	return newMemberOn(t, srv.client(), clk, policy, append([]redisstore.Option{
 		redisstore.WithTimeout(2 * time.Second), // generous under -race; the trouble test kills the server instead
 		redisstore.WithRetryInterval(time.Millisecond),
-	}, opts...)
+	}, storeOpts...), opts...)
 }
 
 // newMemberOn is a member over the given client, with more store options.
@@ -152,24 +159,50 @@ func settle(t *testing.T, members ...*member) {
 	}
 }
 
-func fleetOf(t *testing.T, n int, srv *redisServer, clk *clock, policy httpbreaker.Policy) []*member {
+func fleetOf(t *testing.T, n int, srv *redisServer, clk *clock, policy httpbreaker.Policy, storeOpts ...redisstore.Option) []*member {
 	members := make([]*member, n)
 	for i := range members {
-		members[i] = newMember(t, srv, clk, policy)
+		members[i] = newMemberWith(t, srv, clk, policy, storeOpts)
 	}
 	return members
 }
 
+// tripBound is the most upstream calls a fleet of n members makes, with
+// the upstream failing for all and one call in flight per member, before
+// every member refuses (docs/fleet.md). Under a quorum q ≥ 2 the fleet
+// opens at the q-th vote: until then at most q−1 members have a run of
+// their share ⌈T/q⌉ or more (each stops at T, opened alone) and the others
+// at most ⌈T/q⌉−1; then each other member may have one call on its way.
+// A quorum of 1 counts the fleet's failures: T, then the others' calls.
+func tripBound(threshold, n, quorum int) int {
+	if quorum <= 1 {
+		return threshold + n - 1
+	}
+	share := (threshold + quorum - 1) / quorum
+	return (quorum-1)*threshold + (n-quorum+1)*(share-1) + n
+}
+
 var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
+// With the upstream failing for every member, the fleet trips within the
+// bound, under the default quorum (2) as under a quorum of 1 (any member,
+// the old behaviour); then one probe goes through for the fleet, and a
+// good one closes every member.
 func TestFleetTripsTogetherProbesOnceAndClosesTogether(t *testing.T) {
+	for _, quorum := range []int{2, 1} {
+		t.Run(fmt.Sprintf("quorum %d", quorum), func(t *testing.T) { tripsTogether(t, quorum) })
+	}
+}
+
+func tripsTogether(t *testing.T, quorum int) {
 	srv := startRedis(t)
 	clk := &clock{now: t0}
 	var status, calls atomic.Int64
 	status.Store(500)
 	up := upstream(t, &status, &calls)
 	const n, threshold = 4, 3
-	members := fleetOf(t, n, srv, clk, httpbreaker.Policy{FailureThreshold: threshold, ResetTimeout: time.Minute})
+	members := fleetOf(t, n, srv, clk, httpbreaker.Policy{FailureThreshold: threshold, ResetTimeout: time.Minute},
+		redisstore.WithQuorum(quorum))
 
 	// 1. Trip together: round robin until every member refuses.
 	for round := 0; round < 10; round++ {
@@ -177,7 +210,11 @@ func TestFleetTripsTogetherProbesOnceAndClosesTogether(t *testing.T) {
 			_, _ = m.get(t, up.URL)
 		}
 	}
-	assert.LessOrEqual(t, calls.Load(), int64(threshold+n-1), "fleet-wide upstream calls before every member refuses")
+	bound := tripBound(threshold, n, quorum)
+	t.Logf("quorum %d: %d upstream calls until every member refused (bound %d; local breakers alone: %d)",
+		quorum, calls.Load(), bound, threshold*n)
+	assert.LessOrEqual(t, calls.Load(), int64(bound), "fleet-wide upstream calls before every member refuses")
+	assert.Less(t, bound, threshold*n, "the fleet trips before local breakers alone would")
 	for _, m := range members {
 		m.await(t, "open")
 		_, err := m.get(t, up.URL)
@@ -293,7 +330,7 @@ func TestKeysAreEscapedTaggedAndExpire(t *testing.T) {
 	keys, err := c.Keys(context.Background(), "*").Result()
 	require.NoError(t, err)
 	require.NotEmpty(t, keys)
-	shape := regexp.MustCompile(`^test:\{([A-Za-z0-9._%-]+)\}:(open|failures|cleared|probe:\d+)$`)
+	shape := regexp.MustCompile(`^test:\{([A-Za-z0-9._%-]+)\}:(open|failures|cleared|votes|probe:\d+)$`)
 	tags := map[string]bool{}
 	for _, k := range keys {
 		match := shape.FindStringSubmatch(k)
