@@ -16,7 +16,7 @@ FUZZTIME ?= 60s
 demo: ## a restaurant's menu through httpbreaker: the last good menu while the kitchen fails
 	$(GO) run ./examples/menu
 
-fleet-demo: ## 4 members against a failing upstream: local breakers vs one shared through Redis
+fleet-demo: ## 4 members, local breakers vs shared through Redis (quorum 2 and 1): a failing upstream, then one sick member
 	cd examples/fleet && $(GO) run .
 
 test: ## gofmt, vet (every module) and every test under the race detector

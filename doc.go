@@ -66,7 +66,8 @@
 // [WithStore] shares circuits across processes: with
 // github.com/httpbreaker/httpbreaker/redisstore, every process using one
 // Redis behaves like one breaker per host, and a healthy request still costs
-// Redis nothing.
+// Redis nothing. A host opens for the fleet only when a quorum of members
+// each see it failing; a member short of it opens its own circuit alone.
 //
 // # Failures
 //

@@ -6,7 +6,7 @@ go 1.24
 replace github.com/httpbreaker/httpbreaker => ../
 
 require (
-	github.com/httpbreaker/httpbreaker v0.0.0-20261203060443-09b0654c7247
+	github.com/httpbreaker/httpbreaker v0.0.0-20261207164508-f926c06e8788
 	github.com/redis/go-redis/v9 v9.0.5
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0

@@ -7,8 +7,12 @@
 //	defer store.Close()
 //	rt, err := httpbreaker.New(nil, httpbreaker.WithStore(store))
 //
+// A host opens for the fleet only when a quorum of members each see it
+// failing now (WithQuorum, default 2): one member whose own network is
+// broken opens its own circuit alone, and the others go on.
+//
 // A healthy request costs Redis nothing. A failure costs one round trip
-// (the fleet's count comes back with the fleet's state, so a member learns
+// (the fleet's verdict and state come back with it, so a member learns
 // of an opening from its own report); an opening, closing, isolation or
 // clear costs one round trip and a PUBLISH that every member receives; a
 // probe costs one round trip for a lease that expires by itself. Every
