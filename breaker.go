@@ -222,16 +222,17 @@ func (b *breaker) countFailure(s *shared, tk ticket, v verdict) {
 	}
 }
 
-// rateTrips records a success or failure in the rate window and reports
-// whether the window's failure ratio now opens the circuit. While no
+// rateTrips records a success or failure in the rate window, if hosts
+// keep one, and reports whether the window's failure ratio now opens the
+// circuit (under Window; the retry budget only reads the counts). While no
 // failure is in the window, a success costs one bucket update.
 func (b *breaker) rateTrips(s *shared, tk ticket, v verdict) bool {
-	if s.policy.Window == 0 || b.load().gen() != tk.gen { // b.more is fixed when Window is set
+	if !s.counts || b.load().gen() != tk.gen { // b.more is fixed when the window is kept
 		return false
 	}
 	window := b.more.window
 	index := s.bucket(v.at)
-	return window.record(index, v.outcome == Failure) &&
+	return window.record(index, v.outcome == Failure) && s.rates &&
 		window.exceeded(index, s.policy.MinimumRequests, s.policy.FailureRatio)
 }
 

@@ -7,10 +7,12 @@ import (
 )
 
 // retryBudget is a host's retry budget (Policy.RetryBudget), Finagle's
-// and Envoy's idea: over the last Window the host may take RetryBudget
+// and Envoy's idea: over the rules' window (Window, or DefaultRuleWindow
+// without one) the host may take RetryBudget
 // retries per call that was not itself a retry, plus MinRetries whatever
 // its traffic, so a quiet host can still retry. The calls are the
-// breaker's rate window's (Successes and Failures, Window needed), so a
+// breaker's rate window's (Successes and Failures; kept for the budget
+// without Window too, where it trips nothing), so a
 // call costs the budget nothing; only AllowRetry touches it. That window
 // starts empty when the circuit closes: after a recovery the host has its
 // floor until calls come back, which is when retries are least welcome.

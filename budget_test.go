@@ -172,8 +172,7 @@ func TestClearStateRefillsTheRetryBudget(t *testing.T) {
 
 func TestRetryBudgetPolicyIsValidated(t *testing.T) {
 	for _, p := range []httpbreaker.Policy{
-		{RetryBudget: 0.2},
-		{Window: time.Second, RetryBudget: -0.1},
+		{RetryBudget: -0.1},
 		{Window: time.Second, RetryBudget: 1.5},
 		{Window: time.Second, MinRetries: 3},
 		{Window: time.Second, RetryBudget: 0.2, MinRetries: -1},

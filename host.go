@@ -14,7 +14,8 @@ type hostMore struct {
 	// events are the host's news for listeners (transition.go). Requires
 	// the breaker's mu.
 	events eventQueue
-	// window counts outcomes for the failure-rate rule; nil when off.
+	// window counts outcomes for the failure-rate rule and the retry
+	// budget; nil when neither is on.
 	window *rateWindow
 	// fleet is the host's part of the fleet protocol (fleet.go); unused
 	// without a Store.
@@ -33,11 +34,11 @@ type hostMore struct {
 // needs at once.
 func newHost(key string, s *shared) *breaker {
 	b := &breaker{host: key}
-	if s.policy.Window == 0 && !s.sheds {
+	if !s.counts && !s.sheds {
 		return b
 	}
 	m := new(hostMore)
-	if s.policy.Window > 0 {
+	if s.counts {
 		m.window = new(rateWindow)
 	}
 	if s.throttles {

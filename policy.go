@@ -27,12 +27,15 @@ type Policy struct {
 	// Window turns on failure-rate tripping over a sliding window this long,
 	// beside the consecutive-failure rule: whichever fires first opens the
 	// circuit. The window is 10 buckets of Window/10, its resolution, and
-	// starts empty again each time the circuit closes. 0: off.
+	// starts empty again each time the circuit closes. Throttle and
+	// RetryBudget count over it too when it is set, and over
+	// DefaultRuleWindow (10s) when it is not: each of them works without
+	// rate tripping. 0: off.
 	Window time.Duration
 	// MinimumRequests is how many calls classified Success or Failure the
 	// window must hold before its rate may trip (with Throttle, the
 	// requests the throttle's window must hold before it refuses).
-	// 0 means 20. Needs Window.
+	// 0 means 20. Needs Window or Throttle.
 	MinimumRequests int
 	// FailureRatio is the share of failures in the window,
 	// failures / (successes + failures), at or above which the circuit
@@ -56,7 +59,8 @@ type Policy struct {
 
 	// Throttle turns on adaptive client-side throttling while the circuit
 	// is closed (Google SRE book, "Handling Overload"): over the last
-	// Window, a call is refused locally with ErrOverloaded with probability
+	// rules' window (Window, or DefaultRuleWindow without it), a call is
+	// refused locally with ErrOverloaded with probability
 	//
 	//	p = max(0, (requests − Throttle·accepts) / (requests + 1))
 	//
@@ -69,10 +73,11 @@ type Policy struct {
 	// caps p. Throttling fades as accepts return, with no timeout to wait
 	// out. Its window is its own: it outlives an open period (a good probe
 	// does not end an overload); ClearState empties it.
-	// 0: off; otherwise at least 1, and it needs Window. Since the rate
-	// rule opens the circuit at FailureRatio, throttling begins below it
-	// only if 1 − 1/Throttle < FailureRatio: New refuses a policy where
-	// it never would.
+	// 0: off; otherwise at least 1. It needs no Window, and sets off no
+	// rate tripping. With Window set, since the rate rule opens the circuit
+	// at FailureRatio, throttling begins below it only if
+	// 1 − 1/Throttle < FailureRatio: New refuses a policy where it never
+	// would.
 	Throttle float64
 	// MaxThrottle caps the throttling probability, so a trickle of calls
 	// keeps measuring the host. 0 means 0.9; otherwise in (0, 1]. Needs
@@ -98,12 +103,13 @@ type Policy struct {
 	// the ceiling. Needs AdaptiveConcurrency.
 	MinConcurrent int
 	// RetryBudget is how many retries a host may take, as a share of its
-	// calls over Window that were not retries themselves (Finagle and
-	// Envoy use 0.2): Transport.AllowRetry withdraws them, and says no
-	// once they are spent, so retry layers can never multiply an outage.
-	// 0: off; otherwise in (0, 1], and it needs Window.
+	// calls over the rules' window (Window, or DefaultRuleWindow without
+	// it) that were not retries themselves (Finagle and Envoy use 0.2):
+	// Transport.AllowRetry withdraws them, and says no once they are spent,
+	// so retry layers can never multiply an outage. It needs no Window, and
+	// sets off no rate tripping. 0: off; otherwise in (0, 1].
 	RetryBudget float64
-	// MinRetries is how many retries per Window are allowed whatever the
+	// MinRetries is how many retries per window are allowed whatever the
 	// share, so a quiet host can still retry. 0 means 10. Needs
 	// RetryBudget.
 	MinRetries int
@@ -120,6 +126,10 @@ const (
 	DefaultMaxThrottle         = 0.9  // with Throttle set
 	DefaultMaxConcurrent       = 1000 // the ceiling with AdaptiveConcurrency set
 	DefaultMinRetries          = 10   // with RetryBudget set
+	// DefaultRuleWindow is the window Throttle and RetryBudget count over
+	// when Window is 0, and how long a host that refused a call for
+	// overload is said to be shedding without a Window.
+	DefaultRuleWindow = 10 * time.Second
 )
 
 // withDefaults returns p with every zero field set to its default.
@@ -136,7 +146,7 @@ func (p Policy) withDefaults() Policy {
 	if p.SuccessThreshold == 0 {
 		p.SuccessThreshold = DefaultSuccessThreshold
 	}
-	if p.Window > 0 && p.MinimumRequests == 0 {
+	if (p.Window > 0 || p.Throttle > 0) && p.MinimumRequests == 0 {
 		p.MinimumRequests = DefaultMinimumRequests
 	}
 	if p.Window > 0 && p.FailureRatio == 0 {
@@ -194,8 +204,8 @@ func (p Policy) validate() error {
 	if !(p.FailureRatio >= 0 && p.FailureRatio <= 1) { // NaN fails both
 		return fmt.Errorf("httpbreaker: Policy.FailureRatio is %v, want 0 (default) to 1", p.FailureRatio)
 	}
-	if p.MinimumRequests > 0 && p.Window == 0 {
-		return fmt.Errorf("httpbreaker: Policy.MinimumRequests is %d but Window is 0: set Window to use it", p.MinimumRequests)
+	if p.MinimumRequests > 0 && p.Window == 0 && p.Throttle == 0 {
+		return fmt.Errorf("httpbreaker: Policy.MinimumRequests is %d but Window and Throttle are 0: set either to use it", p.MinimumRequests)
 	}
 	if p.FailureRatio > 0 && p.Window == 0 {
 		return fmt.Errorf("httpbreaker: Policy.FailureRatio is %v but Window is 0: set Window to use it", p.FailureRatio)
@@ -212,8 +222,6 @@ func (p Policy) validate() error {
 	switch {
 	case !(p.RetryBudget >= 0 && p.RetryBudget <= 1): // NaN fails both
 		return fmt.Errorf("httpbreaker: Policy.RetryBudget is %v, want 0 (off) or a share in (0, 1]: 0.2 allows a retry per five calls", p.RetryBudget)
-	case p.RetryBudget > 0 && p.Window == 0:
-		return fmt.Errorf("httpbreaker: Policy.RetryBudget is %v but Window is 0: set Window to use it", p.RetryBudget)
 	case p.MinRetries > 0 && p.RetryBudget == 0:
 		return fmt.Errorf("httpbreaker: Policy.MinRetries is %d but RetryBudget is 0: set RetryBudget to use it", p.MinRetries)
 	}
@@ -229,14 +237,12 @@ func (p Policy) validateThrottle() error {
 	switch {
 	case !(p.Throttle == 0 || p.Throttle >= 1 && !math.IsInf(p.Throttle, 1)):
 		return fmt.Errorf("httpbreaker: Policy.Throttle is %v, want 0 (off) or a finite value of at least 1", p.Throttle)
-	case p.Throttle > 0 && p.Window == 0:
-		return fmt.Errorf("httpbreaker: Policy.Throttle is %v but Window is 0: set Window to use it", p.Throttle)
 	case !(p.MaxThrottle >= 0 && p.MaxThrottle <= 1):
 		return fmt.Errorf("httpbreaker: Policy.MaxThrottle is %v, want 0 (default) or in (0, 1]", p.MaxThrottle)
 	case p.MaxThrottle > 0 && p.Throttle == 0:
 		return fmt.Errorf("httpbreaker: Policy.MaxThrottle is %v but Throttle is 0: set Throttle to use it", p.MaxThrottle)
 	}
-	if p.Throttle == 0 {
+	if p.Throttle == 0 || p.Window == 0 { // no rate tripping to begin below
 		return nil
 	}
 	if start, ratio := 1-1/p.Throttle, p.withDefaults().FailureRatio; start >= ratio {
@@ -246,13 +252,14 @@ func (p Policy) validateThrottle() error {
 	return nil
 }
 
-// shedQuiet is how long after its last refusal for overload a host is
-// still said to be shedding: the throttle's Window, or 10s without one.
-func (p Policy) shedQuiet() time.Duration {
+// ruleWindow is the window the throttle and the retry budget count over,
+// and how long after its last refusal for overload a host is still said
+// to be shedding: Window, or DefaultRuleWindow without one.
+func (p Policy) ruleWindow() time.Duration {
 	if p.Window > 0 {
 		return p.Window
 	}
-	return 10 * time.Second
+	return DefaultRuleWindow
 }
 
 // openTimeout is how long the circuit stays open after reopens failed

@@ -1,8 +1,10 @@
 package httpbreaker_test
 
 import (
+	"errors"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -276,7 +278,6 @@ func TestNewRejectsBadPolicies(t *testing.T) {
 		{httpbreaker.Policy{Window: time.Second, Throttle: 0.5}, "Throttle"},
 		{httpbreaker.Policy{Window: time.Second, Throttle: math.NaN()}, "Throttle"},
 		{httpbreaker.Policy{Window: time.Second, Throttle: math.Inf(1)}, "Throttle"},
-		{httpbreaker.Policy{Throttle: 1.5}, "Throttle"},                    // needs Window
 		{httpbreaker.Policy{Window: time.Second, Throttle: 2}, "Throttle"}, // sheds only where the rate rule opens
 		{httpbreaker.Policy{Window: time.Second, Throttle: 4, FailureRatio: 0.7}, "Throttle"},
 		{httpbreaker.Policy{Window: time.Second, Throttle: 1.5, MaxThrottle: 1.5}, "MaxThrottle"},
@@ -296,6 +297,9 @@ func TestNewRejectsBadPolicies(t *testing.T) {
 		{ResetTimeout: time.Second, MaxResetTimeout: time.Second},
 		{SlowCall: time.Millisecond, MaxRetryAfter: time.Hour},
 		{Window: time.Second, Throttle: 1.5},
+		{Throttle: 2},    // alone: no rate rule to begin below
+		{Throttle: 1.5, MinimumRequests: 5},
+		{RetryBudget: 0.2}, // alone
 		{Window: time.Second, Throttle: 2, FailureRatio: 0.8, MaxThrottle: 1},
 		{MaxConcurrent: 1},
 	} {
@@ -357,4 +361,59 @@ func TestPolicyIsCopied(t *testing.T) {
 	p.FailureThreshold = 100
 	_, _ = get(t, rt, host)
 	assert.True(t, rt.IsOpen(host))
+}
+
+// Each windowed rule switches on alone: the retry budget and the throttle
+// count over DefaultRuleWindow without Window and never trip the circuit
+// on a failure rate; Window is what turns rate tripping on. Through
+// net/http's transport to a real server that fails every call.
+func TestEachWindowedRuleSwitchesOnAlone(t *testing.T) {
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(failing.Close)
+	// calls sends n calls and returns how many were refused with each error.
+	calls := func(t *testing.T, rt *httpbreaker.Transport, n int) (open, overloaded, firstOpen int) {
+		for i := 1; i <= n; i++ {
+			_, err := get(t, rt, failing.URL)
+			switch {
+			case errors.Is(err, httpbreaker.ErrCircuitOpen):
+				open++
+				if firstOpen == 0 {
+					firstOpen = i
+				}
+			case errors.Is(err, httpbreaker.ErrOverloaded):
+				overloaded++
+			}
+		}
+		return open, overloaded, firstOpen
+	}
+	newRT := func(t *testing.T, p httpbreaker.Policy) *httpbreaker.Transport {
+		rt := newTransport(t, nil, httpbreaker.WithPolicy(p), httpbreaker.WithClock(newClock().Now))
+		t.Cleanup(rt.CloseIdleConnections)
+		return rt
+	}
+
+	t.Run("retry budget alone", func(t *testing.T) {
+		rt := newRT(t, httpbreaker.Policy{FailureThreshold: 1000, RetryBudget: 0.2})
+		open, _, _ := calls(t, rt, 100)
+		assert.Zero(t, open, "no rate tripping")
+		allowed := 0
+		for rt.AllowRetry(mustRequest(t, http.MethodGet, failing.URL)) && allowed < 1000 {
+			allowed++
+		}
+		// The allowed retries count as calls sent again: r < 10 + 0.2·(100 − r).
+		assert.Equal(t, 25, allowed, "the budget counts the 100 calls, with its floor of 10")
+	})
+	t.Run("throttle alone", func(t *testing.T) {
+		rt := newRT(t, httpbreaker.Policy{FailureThreshold: 1000, Throttle: 2})
+		open, overloaded, _ := calls(t, rt, 200)
+		assert.Zero(t, open, "no rate tripping")
+		assert.Positive(t, overloaded, "the throttle refuses calls to a host that accepts none")
+	})
+	t.Run("Window turns rate tripping on", func(t *testing.T) {
+		rt := newRT(t, httpbreaker.Policy{FailureThreshold: 1000, Window: time.Minute, RetryBudget: 0.2})
+		_, _, first := calls(t, rt, 30)
+		assert.Equal(t, 21, first, "the rate rule opened at MinimumRequests (20) failures")
+	})
 }

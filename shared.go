@@ -18,6 +18,13 @@ type shared struct {
 	transitions [3][3]atomic.Uint64
 	// timed is set when the policy reads the clock on every call.
 	timed bool
+	// window is what the windowed rules count over (Policy.ruleWindow):
+	// the rate window's buckets and the throttle's and the budget's.
+	window time.Duration
+	// counts is set when hosts keep the rate window: for rate tripping
+	// (rates, under Policy.Window) or for the retry budget, which reads
+	// the calls from it.
+	counts, rates bool
 	// plain is set when the policy has no timed rule, ignores Retry-After
 	// and has no rule beyond the circuit: results then take reportPlain.
 	plain bool

@@ -25,7 +25,7 @@ func (sh *shedding) refused(s *shared, b *breaker, now int64, probe bool) {
 }
 
 // afterCall tells listeners a host stopped shedding once a closed-path
-// call ends a full quiet period (shedQuiet) after the last refusal.
+// call ends a full quiet period (ruleWindow) after the last refusal.
 func (sh *shedding) afterCall(s *shared, b *breaker, v verdict) {
 	if !b.more.events.shedding.Load() {
 		return
@@ -33,7 +33,7 @@ func (sh *shedding) afterCall(s *shared, b *breaker, v verdict) {
 	if !v.timed {
 		v.at = s.clock()
 	}
-	if v.at-sh.lastShed.Load() >= int64(s.policy.shedQuiet()) {
+	if v.at-sh.lastShed.Load() >= int64(s.policy.ruleWindow()) {
 		b.announceShedding(s, v.at, false)
 	}
 }
@@ -41,7 +41,7 @@ func (sh *shedding) afterCall(s *shared, b *breaker, v verdict) {
 // status fills the shedding part of a host's status.
 func (sh *shedding) status(s *shared, st *HostStatus, now int64) {
 	st.Total.Shed = sh.shed.Load()
-	st.Shedding = st.State == StateClosed && st.Total.Shed > 0 && now-sh.lastShed.Load() < int64(s.policy.shedQuiet())
+	st.Shedding = st.State == StateClosed && st.Total.Shed > 0 && now-sh.lastShed.Load() < int64(s.policy.ruleWindow())
 }
 
 // announceShedding tells listeners, through the host's event queue, that

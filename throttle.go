@@ -5,7 +5,7 @@ import "sync/atomic"
 // throttle is a host's adaptive client-side throttling (Policy.Throttle,
 // the Google SRE book's): while the circuit is closed it refuses calls
 // with probability max(0, (requests − K·accepts) / (requests + 1)) over
-// the Window, capped at MaxThrottle, once the window holds MinimumRequests
+// the rules' window (Window, or DefaultRuleWindow), capped at MaxThrottle, once the window holds MinimumRequests
 // requests. Made with the host when the policy sets Throttle.
 //
 // Its windows are its own and outlive an open period: a good probe does

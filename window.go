@@ -143,7 +143,7 @@ func (w *rateWindow) exceeded(index int64, minimum int, ratio float64) bool {
 
 // bucket is the index of the rate-window bucket that holds offset off.
 func (s *shared) bucket(off int64) int64 {
-	width := int64(s.policy.Window / windowBuckets)
+	width := int64(s.window / windowBuckets)
 	if width == 0 {
 		width = 1
 	}

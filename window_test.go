@@ -38,7 +38,7 @@ func TestRateWindowHalvesOnOverflow(t *testing.T) {
 }
 
 func TestRateWindowNegativeInstants(t *testing.T) {
-	st := &shared{policy: Policy{Window: 10 * time.Second}, epoch: time.Unix(100, 0)}
+	st := &shared{policy: Policy{Window: 10 * time.Second}, window: 10 * time.Second, epoch: time.Unix(100, 0)}
 	assert.Equal(t, int64(-1), st.bucket(st.offset(time.Unix(99, 0))))
 	assert.Equal(t, int64(0), st.bucket(st.offset(time.Unix(100, 0))))
 	assert.Equal(t, int64(1), st.bucket(int64(time.Second)))

@@ -79,7 +79,7 @@ func readmePolicies() []httpbreaker.Policy {
 
 func readmeOverload(ctx context.Context) (context.Context, []httpbreaker.Policy) {
 	// shed load when a host accepts less than ~90% of calls, before runs of failures trip the breaker
-	throttle := httpbreaker.Policy{Window: 10 * time.Second, Throttle: 1.1}
+	throttle := httpbreaker.Policy{Throttle: 1.1}
 
 	// never more than 50 calls in flight to one host: a slow host holds 50 goroutines, not thousands
 	bulkhead := httpbreaker.Policy{MaxConcurrent: 50}
@@ -94,7 +94,7 @@ func readmeOverload(ctx context.Context) (context.Context, []httpbreaker.Policy)
 
 func readmeRetryBudget() httpbreaker.Policy {
 	// a host may take a fifth more calls in retries (plus 10 per window), never more
-	budget := httpbreaker.Policy{Window: 10 * time.Second, RetryBudget: 0.2}
+	budget := httpbreaker.Policy{RetryBudget: 0.2}
 	return budget
 }
 
