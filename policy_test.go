@@ -297,7 +297,7 @@ func TestNewRejectsBadPolicies(t *testing.T) {
 		{ResetTimeout: time.Second, MaxResetTimeout: time.Second},
 		{SlowCall: time.Millisecond, MaxRetryAfter: time.Hour},
 		{Window: time.Second, Throttle: 1.5},
-		{Throttle: 2},    // alone: no rate rule to begin below
+		{Throttle: 2}, // alone: no rate rule to begin below
 		{Throttle: 1.5, MinimumRequests: 5},
 		{RetryBudget: 0.2}, // alone
 		{Window: time.Second, Throttle: 2, FailureRatio: 0.8, MaxThrottle: 1},
