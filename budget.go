@@ -35,41 +35,61 @@ type retryBudget struct {
 // the host is shedding load — is counted too. It sends nothing and never
 // blocks. Without RetryBudget only the circuit and shedding are asked,
 // and nothing is counted. A request WithoutBreaker, or to a host never
-// called, may always be retried; one the Transport could never send (nil,
-// no URL, no host) may not.
+// called, may always be retried; one the Transport would never send (nil,
+// no URL, no host, a method outside the table) or whose context is done
+// may not, and is not counted.
 //
-// Call it where a retry layer decides to retry: retryhttp.Budgeted does
-// for go-retryablehttp; docs/integrations.md shows resty's retry
-// condition.
+// Call it where a retry layer is about to retry, once per retry made:
+// retryhttp.NewClient does for go-retryablehttp; docs/integrations.md
+// shows resty's retry condition. CanRetry asks the same without
+// withdrawing.
 func (t *Transport) AllowRetry(req *http.Request) bool {
-	if req == nil || req.URL == nil || t.base == nil {
-		return false
+	b, refused, ok := t.retryFor(req)
+	if b == nil || !t.s.budgets {
+		return ok && !refused
+	}
+	return b.more.budget.get().withdraw(&t.s, b.more.window, refused)
+}
+
+// CanRetry reports whether AllowRetry would allow req's retry now, and
+// withdraws and counts nothing: for a retry layer that decides before its
+// backoff and withdraws only when the retry is sent.
+func (t *Transport) CanRetry(req *http.Request) bool {
+	b, refused, ok := t.retryFor(req)
+	if b == nil || !t.s.budgets {
+		return ok && !refused
+	}
+	return b.more.budget.get().allows(&t.s, b.more.window, refused)
+}
+
+// retryFor finds the tracked host a retry of req would go to (nil for
+// none) and whether its circuit or shedding refuses it; ok is false for a
+// request that may not be retried at all, and true with no host for one
+// WithoutBreaker or to a host never called.
+func (t *Transport) retryFor(req *http.Request) (b *breaker, refused, ok bool) {
+	if req == nil || req.URL == nil || t.base == nil || !t.methods.allows(req.Method) || req.Context().Err() != nil {
+		return nil, false, false
 	}
 	var key string
 	if controlsSeen.Load() {
 		c := controlsOf(req.Context())
 		if c.bypass {
-			return true
+			return nil, false, true
 		}
 		key = c.key
 	}
-	var b *breaker
 	if key == "" && t.keyFunc == nil && maybeKey(req.URL.Host) {
 		b = t.hosts.peek(req.URL.Host) // a tracked host, already in normal form
 	}
 	if b == nil {
 		if key = t.keyFor(req, key); key == "" {
-			return false
+			return nil, false, false
 		}
 		if b = t.hosts.lookup(key); b == nil {
-			return true // never called: the whole floor is there
+			return nil, false, true // never called: the whole floor is there
 		}
 	}
-	refused := b.current(&t.s) != StateClosed || t.s.sheds && b.more.events.shedding.Load()
-	if !t.s.budgets {
-		return !refused
-	}
-	return b.more.budget.get().withdraw(&t.s, b.more.window, refused)
+	return b, b.current(&t.s) != StateClosed || t.s.sheds && b.more.events.shedding.Load(), true
 }
 
 // retryBudgets holds a host's retry budget once it has one.
@@ -90,11 +110,8 @@ func (rbs *retryBudgets) get() *retryBudget {
 func (rb *retryBudget) withdraw(s *shared, calls *rateWindow, refused bool) bool {
 	if !refused {
 		index := s.bucket(s.clock())
-		successes, failures := calls.counts(index)
 		rb.mu.Lock()
-		retries, _ := rb.withdrawn.counts(index)
-		fresh := max(successes+failures-retries, 0)
-		if retries < s.policy.MinRetries+int(s.policy.RetryBudget*float64(fresh)) {
+		if rb.holds(s, calls, index) {
 			rb.withdrawn.record(index, false)
 			rb.mu.Unlock()
 			rb.allowed.Add(1)
@@ -104,6 +121,26 @@ func (rb *retryBudget) withdraw(s *shared, calls *rateWindow, refused bool) bool
 	}
 	rb.denied.Add(1)
 	return false
+}
+
+// allows reports whether withdraw would take a retry now, taking none.
+func (rb *retryBudget) allows(s *shared, calls *rateWindow, refused bool) bool {
+	if refused {
+		return false
+	}
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	return rb.holds(s, calls, s.bucket(s.clock()))
+}
+
+// holds reports whether the window ending with the bucket of index has a
+// retry left: its retries are below MinRetries plus RetryBudget times the
+// calls that were not retries (rounded down). Requires rb.mu.
+func (rb *retryBudget) holds(s *shared, calls *rateWindow, index int64) bool {
+	successes, failures := calls.counts(index)
+	retries, _ := rb.withdrawn.counts(index)
+	fresh := max(successes+failures-retries, 0)
+	return retries < s.policy.MinRetries+int(s.policy.RetryBudget*float64(fresh))
 }
 
 // reset empties the budget's window (ClearState); its counts stay.

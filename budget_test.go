@@ -266,3 +266,34 @@ func TestAllowRetryRacesTransitionsWithoutABudget(t *testing.T) {
 	wg.Wait()
 	assert.Len(t, rt.Snapshot(), 5)
 }
+
+// AllowRetry says no, uncounted, to a retry RoundTrip would refuse
+// outright (a method outside the table) or whose caller has gone; CanRetry
+// answers as AllowRetry would, and withdraws and counts nothing.
+func TestAllowRetryRefusesWhatCouldNeverBeSentAndCanRetryOnlyLooks(t *testing.T) {
+	clock := newClock()
+	rt := newTransport(t, newFakeBase(func(string) int { return http.StatusServiceUnavailable }), httpbreaker.WithClock(clock.Now),
+		httpbreaker.WithPolicy(httpbreaker.Policy{RetryBudget: 0.1, MinRetries: 2, FailureThreshold: 100}))
+	_, _ = get(t, rt, "http://api.test/")
+	req := mustRequest(t, http.MethodGet, "http://api.test/")
+
+	bad := req.Clone(req.Context())
+	bad.Method = "BREW"
+	assert.False(t, rt.AllowRetry(bad), "a method outside the table")
+	assert.False(t, rt.CanRetry(bad))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.False(t, rt.AllowRetry(req.WithContext(ctx)), "a caller gone")
+	assert.Equal(t, uint64(0), rt.Status("api.test").Total.RetriesDenied, "neither counted")
+
+	for range 10 {
+		require.True(t, rt.CanRetry(req), "looking withdraws nothing")
+	}
+	assert.Equal(t, uint64(0), rt.Status("api.test").Total.Retries)
+	assert.True(t, rt.AllowRetry(req))
+	assert.True(t, rt.AllowRetry(req))
+	assert.False(t, rt.CanRetry(req), "the floor of 2 is spent")
+	assert.False(t, rt.AllowRetry(req))
+	total := rt.Status("api.test").Total
+	assert.Equal(t, [2]uint64{2, 1}, [2]uint64{total.Retries, total.RetriesDenied}, "CanRetry's no is not counted")
+}
