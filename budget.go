@@ -51,9 +51,11 @@ func (t *Transport) AllowRetry(req *http.Request) bool {
 	return b.more.budget.get().withdraw(&t.s, b.more.window, refused)
 }
 
-// CanRetry reports whether AllowRetry would allow req's retry now, and
-// withdraws and counts nothing: for a retry layer that decides before its
-// backoff and withdraws only when the retry is sent.
+// CanRetry reports whether AllowRetry would allow req's retry now,
+// without withdrawing it: for a retry layer that decides before its
+// backoff and withdraws (AllowRetry) only when it sends the retry. A no is
+// counted as AllowRetry's is, so that each retry a layer decides on counts
+// once, allowed or denied.
 func (t *Transport) CanRetry(req *http.Request) bool {
 	b, refused, ok := t.retryFor(req)
 	if b == nil || !t.s.budgets {
@@ -123,14 +125,19 @@ func (rb *retryBudget) withdraw(s *shared, calls *rateWindow, refused bool) bool
 	return false
 }
 
-// allows reports whether withdraw would take a retry now, taking none.
+// allows reports whether withdraw would take a retry now, taking none;
+// a no is counted as a denial.
 func (rb *retryBudget) allows(s *shared, calls *rateWindow, refused bool) bool {
-	if refused {
-		return false
+	if !refused {
+		rb.mu.Lock()
+		ok := rb.holds(s, calls, s.bucket(s.clock()))
+		rb.mu.Unlock()
+		if ok {
+			return true
+		}
 	}
-	rb.mu.Lock()
-	defer rb.mu.Unlock()
-	return rb.holds(s, calls, s.bucket(s.clock()))
+	rb.denied.Add(1)
+	return false
 }
 
 // holds reports whether the window ending with the bucket of index has a

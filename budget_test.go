@@ -269,7 +269,7 @@ func TestAllowRetryRacesTransitionsWithoutABudget(t *testing.T) {
 
 // AllowRetry says no, uncounted, to a retry RoundTrip would refuse
 // outright (a method outside the table) or whose caller has gone; CanRetry
-// answers as AllowRetry would, and withdraws and counts nothing.
+// answers as AllowRetry would, withdraws nothing, and counts its no.
 func TestAllowRetryRefusesWhatCouldNeverBeSentAndCanRetryOnlyLooks(t *testing.T) {
 	clock := newClock()
 	rt := newTransport(t, newFakeBase(func(string) int { return http.StatusServiceUnavailable }), httpbreaker.WithClock(clock.Now),
@@ -295,5 +295,5 @@ func TestAllowRetryRefusesWhatCouldNeverBeSentAndCanRetryOnlyLooks(t *testing.T)
 	assert.False(t, rt.CanRetry(req), "the floor of 2 is spent")
 	assert.False(t, rt.AllowRetry(req))
 	total := rt.Status("api.test").Total
-	assert.Equal(t, [2]uint64{2, 1}, [2]uint64{total.Retries, total.RetriesDenied}, "CanRetry's no is not counted")
+	assert.Equal(t, [2]uint64{2, 2}, [2]uint64{total.Retries, total.RetriesDenied}, "each no counted once")
 }

@@ -169,7 +169,8 @@ func readmeRetryablehttp(rt *httpbreaker.Transport) *retryablehttp.Client {
 	client.CheckRetry = retryhttp.CheckRetry
 	client.ErrorHandler = retryhttp.ErrorHandler // the stale answer, once the retries are spent
 
-	client.CheckRetry = retryhttp.Budgeted(rt) // retries come out of each host's budget
+	budgeted := retryhttp.NewClient(rt) // retries come out of each host's budget, one per retry sent
+	_ = budgeted
 	return client
 }
 

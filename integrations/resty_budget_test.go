@@ -43,6 +43,10 @@ func TestRestyRetryConditionSpendsTheBudget(t *testing.T) {
 	plain := readmeResty(rt).SetRetryWaitTime(time.Millisecond).SetRetryMaxWaitTime(time.Millisecond).
 		AddRetryConditions(func(res *resty.Response, err error) bool { return err != nil || res.StatusCode() >= 500 })
 	defer plain.Close()
-	_, _ = plain.R().Get(srv.URL)
+	spent, err := plain.R().Get(srv.URL)
 	assert.Equal(t, int64(2+4), calls.Load(), "without the budget, resty's three retries reach the host")
+	// A refusal by the budget ends as resty's own exhaustion does: the last
+	// response and no error, for a status resty retried.
+	require.NoError(t, err)
+	assert.Equal(t, resp.StatusCode(), spent.StatusCode(), "the same ending")
 }

@@ -46,8 +46,9 @@ func ExampleCheckRetry() {
 
 // With a retry budget, retries come out of the host's share: a degraded
 // host gets a fifth more calls at most (plus a floor per window), not
-// RetryMax times more.
-func ExampleBudgeted() {
+// RetryMax times more. NewClient wires the client over the Transport and
+// charges each retry it sends.
+func ExampleNewClient() {
 	var calls atomic.Int64
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1)%3 == 0 { // a third of the calls fail
@@ -62,9 +63,7 @@ func ExampleBudgeted() {
 	if err != nil {
 		panic(err)
 	}
-	client := retryablehttp.NewClient()
-	client.HTTPClient.Transport = rt
-	client.CheckRetry = retryhttp.Budgeted(rt)
+	client := retryhttp.NewClient(rt)
 	client.RetryMax = 3
 	client.RetryWaitMin, client.RetryWaitMax = time.Millisecond, time.Millisecond
 	client.Logger = nil

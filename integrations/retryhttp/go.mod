@@ -7,7 +7,7 @@ replace github.com/httpbreaker/httpbreaker => ../..
 
 require (
 	github.com/hashicorp/go-retryablehttp v0.7.8
-	github.com/httpbreaker/httpbreaker v0.0.0-20261203060443-09b0654c7247
+	github.com/httpbreaker/httpbreaker v0.0.0-20261207165546-b2a42087669a
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
 )

@@ -8,8 +8,10 @@
 //	client.CheckRetry = retryhttp.CheckRetry
 //	client.ErrorHandler = retryhttp.ErrorHandler // with WithStaleIfError: the stale answer, once retries are spent
 //
-// With a retry budget (httpbreaker.Policy.RetryBudget), use Budgeted(rt)
-// as the CheckRetry: retries then also come out of the host's budget.
+// With a retry budget (httpbreaker.Policy.RetryBudget), make the client
+// with NewClient(rt): every retry it sends then comes out of the host's
+// budget, exactly, and a retry the budget refuses ends the call as
+// RetryMax would.
 package retryhttp
 
 import (
@@ -52,14 +54,86 @@ func CheckRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
 }
 
+// ErrRetryDenied is what a client wired by [NewClient] or [Budgeted] ends
+// with when the Transport allows no retry although the client would have
+// retried: the host's retry budget is spent, its circuit would refuse, or
+// it sheds load. The call then ends as go-retryablehttp's own RetryMax ends
+// it — an error saying how many attempts were made (or ErrorHandler's
+// answer), the last response closed — never as a success. The error also
+// wraps the last attempt's own error, if it had one.
+var ErrRetryDenied = errors.New("retryhttp: the Transport allows no retry now (retry budget spent, circuit refusing or host shedding load)")
+
+// denied is ErrRetryDenied with the last attempt's error. drained is set
+// when go-retryablehttp read the last response's body already (a denial
+// after the backoff): ErrorHandler then never hands that response on.
+type denied struct {
+	err     error
+	drained bool
+}
+
+func (d *denied) Error() string {
+	if d.err == nil {
+		return ErrRetryDenied.Error()
+	}
+	return ErrRetryDenied.Error() + ": " + d.err.Error()
+}
+
+func (d *denied) Unwrap() []error {
+	if d.err == nil {
+		return []error{ErrRetryDenied}
+	}
+	return []error{ErrRetryDenied, d.err}
+}
+
+// NewClient returns a go-retryablehttp client (retryablehttp.NewClient's
+// defaults) that sends through rt and asks rt's retry budget
+// (httpbreaker.Policy.RetryBudget) exactly once per retry it makes: the
+// wiring in one call, so the budget cannot be asked of a Transport the
+// client does not use. It keeps [CheckRetry]'s rules; before the backoff
+// it asks rt.CanRetry and stops at once, with [ErrRetryDenied], if the
+// budget allows no retry; a retry it sends is withdrawn (rt.AllowRetry)
+// for the very request it sends — its headers and context, so a circuit
+// chosen by WithKeyFunc or WithKey is charged — and none is withdrawn for
+// the check after the last attempt. (After a transport error the check
+// before the backoff sees only the method and URL: a circuit chosen by a
+// header then says no only when the retry is due, after the backoff, and
+// the error is ErrRetryDenied alone.) Its ErrorHandler is [ErrorHandler].
+// Change RetryMax, the waits and the Logger as you like; replacing
+// CheckRetry, PrepareRetry or HTTPClient.Transport unwires the budget.
+func NewClient(rt *httpbreaker.Transport) *retryablehttp.Client {
+	client := retryablehttp.NewClient()
+	client.HTTPClient.Transport = rt
+	client.CheckRetry = func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		retry, checkErr := CheckRetry(ctx, resp, err)
+		if !retry || checkErr != nil {
+			return retry, checkErr
+		}
+		if req := attempted(ctx, resp, err); req != nil && !rt.CanRetry(req) {
+			return false, &denied{err: err}
+		}
+		return true, nil
+	}
+	client.PrepareRetry = func(req *http.Request) error {
+		if !rt.AllowRetry(req) { // spent during the backoff
+			return &denied{drained: true}
+		}
+		return nil
+	}
+	client.ErrorHandler = ErrorHandler
+	return client
+}
+
 // Budgeted returns a [retryablehttp.CheckRetry] that keeps [CheckRetry]'s
 // rules and, before each retry they would allow, asks rt.AllowRetry: a
 // retry comes out of the host's budget (httpbreaker.Policy.RetryBudget),
 // and none is made while the budget is spent, the circuit would refuse or
-// the host sheds load. The caller then gets the last answer as if the
-// client had no retries left: the failing response itself, or an error
-// saying how many attempts were made (or ErrorHandler's answer). rt must
-// be the Transport the client sends through.
+// the host sheds load; the call then ends with [ErrRetryDenied], as it
+// ends when the client has no retries left. rt must be the Transport the
+// client sends through. A CheckRetry alone cannot charge exactly:
+// go-retryablehttp asks it after its last attempt too (that answer
+// withdraws a retry never made), and for a transport error it sees no
+// request, only the method and URL (a circuit chosen by a header is not
+// the one charged). Prefer [NewClient], which charges each retry sent.
 func Budgeted(rt *httpbreaker.Transport) retryablehttp.CheckRetry {
 	return func(ctx context.Context, resp *http.Response, err error) (bool, error) {
 		retry, checkErr := CheckRetry(ctx, resp, err)
@@ -67,7 +141,7 @@ func Budgeted(rt *httpbreaker.Transport) retryablehttp.CheckRetry {
 			return retry, checkErr
 		}
 		if req := attempted(ctx, resp, err); req != nil && !rt.AllowRetry(req) {
-			return false, nil
+			return false, &denied{err: err}
 		}
 		return true, nil
 	}
@@ -94,11 +168,14 @@ func attempted(ctx context.Context, resp *http.Response, err error) *http.Reques
 
 // ErrorHandler is a [retryablehttp.ErrorHandler] for clients whose Transport
 // keeps stale answers ([httpbreaker.WithStaleIfError]): when the retries are
-// spent on a stale answer, the caller gets it; otherwise it does what
-// retryablehttp does without a handler — close the last response and
-// return an error saying how many attempts were made.
+// spent on a stale answer (by RetryMax or by the retry budget), the caller
+// gets it; otherwise it does what retryablehttp does without a handler —
+// close the last response and return an error saying how many attempts
+// were made.
 func ErrorHandler(resp *http.Response, err error, attempts int) (*http.Response, error) {
-	if err == nil && resp != nil && isStale(resp) {
+	var d *denied
+	spent := err == nil || errors.As(err, &d) && d.err == nil && !d.drained
+	if spent && resp != nil && isStale(resp) {
 		return resp, nil
 	}
 	if resp != nil {

@@ -267,8 +267,100 @@ func TestErrorHandlerWithoutAStaleAnswer(t *testing.T) {
 // calls.
 var budgetPolicy = httpbreaker.Policy{Window: time.Minute, RetryBudget: 0.1, MinRetries: 1, FailureThreshold: 100, FailureRatio: 1}
 
-// Budgeted retries while the host's budget lasts, then hands back the last
-// answer: the host sees the budget's retries, not the client's RetryMax.
+// fast makes a client's waits short and its log quiet, as a test wants.
+func fast(c *retryablehttp.Client) *retryablehttp.Client {
+	c.RetryMax = 10
+	c.RetryWaitMin, c.RetryWaitMax = time.Microsecond, time.Microsecond
+	c.Logger = nil
+	return c
+}
+
+// A client made by NewClient retries while the host's budget lasts, then
+// ends the call as RetryMax ends it: an error saying how many attempts
+// were made, never the 503 as a success. The host sees the budget's
+// retries, not the client's RetryMax, and each retry is charged once.
+func TestNewClientStopsWhenTheBudgetIsSpentAsRetryMaxWould(t *testing.T) {
+	srv, _, calls := downServer(t)
+	rt, err := httpbreaker.New(nil, httpbreaker.WithPolicy(budgetPolicy))
+	require.NoError(t, err)
+	defer rt.CloseIdleConnections()
+	client := fast(retryhttp.NewClient(rt))
+
+	resp, err := client.Get(srv.URL)
+	require.ErrorIs(t, err, retryhttp.ErrRetryDenied)
+	assert.Nil(t, resp)
+	assert.Contains(t, err.Error(), "giving up after 2 attempt(s)")
+	// One call earns ⌊1 + 0.1·1⌋ = 1 retry; the second attempt is a retry,
+	// not a fresh call, so it earns none.
+	assert.Equal(t, int64(2), calls.Load(), "RetryMax is 10")
+	c := rt.Snapshot()[0].Total
+	assert.Equal(t, uint64(1), c.Retries)
+	assert.Equal(t, uint64(1), c.RetriesDenied)
+
+	exhausted := fast(retryhttp.NewClient(rt))
+	exhausted.CheckRetry, exhausted.PrepareRetry = retryhttp.CheckRetry, nil // no budget: RetryMax ends it
+	exhausted.RetryMax = 1
+	resp, err = exhausted.Get(srv.URL)
+	require.Error(t, err)
+	assert.Nil(t, resp)
+	assert.Contains(t, err.Error(), "giving up after 2 attempt(s)", "the same ending")
+}
+
+// go-retryablehttp asks CheckRetry after its last attempt too: NewClient
+// charges only the retries it sends. Budgeted, a CheckRetry alone, charges
+// one more.
+func TestNewClientChargesExactlyTheRetriesSent(t *testing.T) {
+	srv, _, calls := downServer(t)
+	roomy := httpbreaker.Policy{RetryBudget: 0.1, MinRetries: 1000, FailureThreshold: 1000}
+	for _, c := range []struct {
+		name    string
+		client  func(rt *httpbreaker.Transport) *retryablehttp.Client
+		charged uint64
+	}{
+		{"NewClient", func(rt *httpbreaker.Transport) *retryablehttp.Client { return fast(retryhttp.NewClient(rt)) }, 3},
+		{"Budgeted", func(rt *httpbreaker.Transport) *retryablehttp.Client {
+			return retryingClient(rt, retryhttp.Budgeted(rt))
+		}, 4},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rt, err := httpbreaker.New(nil, httpbreaker.WithPolicy(roomy))
+			require.NoError(t, err)
+			defer rt.CloseIdleConnections()
+			client := c.client(rt)
+			client.RetryMax = 3
+			before := calls.Load()
+			_, err = client.Get(srv.URL)
+			require.Error(t, err)
+			assert.Equal(t, int64(4), calls.Load()-before, "four attempts")
+			assert.Equal(t, c.charged, rt.Snapshot()[0].Total.Retries)
+		})
+	}
+}
+
+// A retry of a call that failed with a transport error is charged to the
+// circuit the request itself uses: one a key func picks from a header,
+// which the error does not carry.
+func TestNewClientChargesTheRequestsOwnCircuit(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close() // nothing listens: connection refused
+	byTenant := httpbreaker.WithKeyFunc(func(r *http.Request) string { return "tenant:" + r.Header.Get("X-Tenant") })
+	rt, err := httpbreaker.New(nil, byTenant, httpbreaker.WithPolicy(budgetPolicy))
+	require.NoError(t, err)
+	defer rt.CloseIdleConnections()
+	client := fast(retryhttp.NewClient(rt))
+	req, err := retryablehttp.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Tenant", "a")
+	_, err = client.Do(req)
+	require.ErrorIs(t, err, retryhttp.ErrRetryDenied)
+	st := rt.Status("tenant:a").Total
+	assert.Equal(t, [3]uint64{2, 1, 1}, [3]uint64{st.Requests, st.Retries, st.RetriesDenied},
+		"two attempts, one retry charged and one denied, all to tenant a")
+}
+
+// Budgeted on its own, as before NewClient: it stops at the budget, and
+// the call ends with ErrRetryDenied rather than the 503 as a success.
 func TestBudgetedStopsWhenTheBudgetIsSpent(t *testing.T) {
 	srv, _, calls := downServer(t)
 	rt, err := httpbreaker.New(nil, httpbreaker.WithPolicy(budgetPolicy))
@@ -277,15 +369,9 @@ func TestBudgetedStopsWhenTheBudgetIsSpent(t *testing.T) {
 	client := retryingClient(rt, retryhttp.Budgeted(rt))
 
 	resp, err := client.Get(srv.URL)
-	require.NoError(t, err, "the last answer, as if the retries were spent")
-	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
-	require.NoError(t, resp.Body.Close())
-	// One call earns ⌊1 + 0.1·1⌋ = 1 retry; the second attempt is a retry,
-	// not a fresh call, so it earns none.
+	require.ErrorIs(t, err, retryhttp.ErrRetryDenied, "as if the retries were spent")
+	assert.Nil(t, resp)
 	assert.Equal(t, int64(2), calls.Load(), "RetryMax is 10")
-	c := rt.Snapshot()[0].Total
-	assert.Equal(t, uint64(1), c.Retries)
-	assert.Equal(t, uint64(1), c.RetriesDenied)
 
 	without := retryingClient(rt, retryhttp.CheckRetry)
 	_, err = without.Get(srv.URL)
@@ -303,10 +389,8 @@ func TestBudgetedKeepsCheckRetrysRules(t *testing.T) {
 	require.NoError(t, err)
 	defer rt.CloseIdleConnections()
 	client := retryingClient(rt, retryhttp.Budgeted(rt))
-	resp, err := client.Get(srv.URL)
-	require.NoError(t, err)
-	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "the 503 opened the circuit: its retry is denied")
-	require.NoError(t, resp.Body.Close())
+	_, err = client.Get(srv.URL)
+	require.ErrorIs(t, err, retryhttp.ErrRetryDenied, "the 503 opened the circuit: its retry is denied")
 	c := rt.Snapshot()[0].Total
 	assert.Equal(t, uint64(1), c.RetriesDenied)
 
