@@ -20,7 +20,9 @@ import (
 //   - A window queues when its mean exceeds tolerance × noLoad, or when the
 //     host answered 429 or 503 (it sheds load: it is past its knee).
 //   - The limit moves only when it binds (a window saw calls in flight of
-//     at least binding × the limit), or on a 429 or 503: a latency rise
+//     at least binding × the limit in force, a whole number, each answer
+//     counting its own call even when its slot went back with a body-less
+//     answer), or on a 429 or 503: a latency rise
 //     while the calls in flight stay under it is noise, or a queue this
 //     limit did not build.
 //   - A binding window that did not queue grows the limit by a twentieth
@@ -112,7 +114,7 @@ func (l *adaptiveLimit) admits(s *shared, c Criticality, tk ticket) (int, ticket
 
 // learn counts a call's answer, status (0 for none), and if the call was
 // timed from start (0 for not) to at, takes its sample, with inFlight
-// calls holding slots now (this one too, unless its answer has no body).
+// calls in flight as it came, this one included.
 // Only an answer (response headers) teaches the limit anything.
 func (l *adaptiveLimit) learn(s *shared, start, at int64, status int, inFlight int64) {
 	if status == 0 {
@@ -155,12 +157,12 @@ func (l *adaptiveLimit) close(s *shared, now, answers int64) {
 	if !w.overloaded && float64(mean) <= tolerance*float64(l.noLoad) {
 		l.noLoad = min(l.noLoad, max(mean, 1))
 		l.stuck = 0
-		if float64(w.peak) >= binding*l.estimate {
+		if l.binds(w) {
 			l.set(s, now, l.estimate+max(1, l.estimate*growth))
 		}
 		return
 	}
-	if !w.overloaded && float64(w.peak) < binding*l.estimate {
+	if !w.overloaded && !l.binds(w) {
 		return // calls in flight well under the limit: not a queue of this limit's making
 	}
 	if l.stuck == 0 || mean < l.lastMean*19/20 {
@@ -179,6 +181,14 @@ func (l *adaptiveLimit) close(s *shared, now, answers int64) {
 		target = min(target, l.estimate*0.9)
 	}
 	l.set(s, now, target)
+}
+
+// binds reports whether the window used the limit: calls in flight of at
+// least binding × the limit in force, the whole number admissions meet (a
+// fractional estimate after a cut, 4.7 say, admits 4, which must count as
+// using it).
+func (l *adaptiveLimit) binds(w latencyWindow) bool {
+	return float64(w.peak) >= binding*float64(l.limit.Load())
 }
 
 // set moves the limit to x, within the floor and the ceiling.

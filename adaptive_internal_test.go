@@ -183,3 +183,21 @@ func admitted(h *limitHarness, c Criticality) int {
 	limit, _ := h.l.admits(h.s, c, ticket{})
 	return limit
 }
+
+// After a cut the estimate is fractional while calls in flight are whole:
+// a limit of 4.7 admits 4, and 4 calls in flight use it. Once the host
+// recovers the limit grows again from there (it stayed cut for good when
+// binding was measured against 4.7).
+func TestAdaptiveLimitGrowsFromAFractionalEstimate(t *testing.T) {
+	h := newLimitHarness(Policy{MaxConcurrent: 40})
+	h.window(11, unloaded, 10, http.StatusOK) // 20, noLoad 10ms
+	h.l.mu.Lock()
+	h.l.set(h.s, h.now, 4.7)
+	h.l.mu.Unlock()
+	h.now++ // calls admitted after the cut
+	assert.Equal(t, 4, h.limit())
+	for range 5 {
+		h.window(20, unloaded, h.limit(), http.StatusOK) // every slot taken, no queue
+	}
+	assert.Greater(t, h.limit(), 4, "a limit used in full grows, whatever its fraction")
+}

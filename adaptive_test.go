@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,6 +83,7 @@ func TestAdaptiveLimitIsInTheStatus(t *testing.T) {
 		{httpbreaker.Policy{AdaptiveConcurrency: true, MaxConcurrent: 50}, 50},
 	} {
 		rt := newTransport(t, newFakeBase(func(string) int { return http.StatusOK }), httpbreaker.WithPolicy(c.policy))
+		assert.Equal(t, c.limit, rt.Status("api.test").Limit, "%+v: a host not called yet has the limit its first call meets", c.policy)
 		_, err := get(t, rt, "http://api.test/")
 		require.NoError(t, err)
 		assert.Equal(t, c.limit, rt.Status("api.test").Limit, "%+v", c.policy)
@@ -315,4 +317,68 @@ func TestAdaptiveLimitOverRealTransports(t *testing.T) {
 		require.NoError(t, resp.Body.Close())
 		assert.Zero(t, rt.Status(key).InFlight, "a HEAD frees its slot at once")
 	})
+}
+
+// A small limit that calls use fully grows, also when the answers have no
+// body (a HEAD, a 204) and give their slots back as they come: over
+// HTTP/1.1 and HTTP/2, through net/http's own transport, each batch of
+// calls as large as the limit and answered in 10ms by the fake clock.
+func TestAdaptiveLimitGrowsOnBodylessAnswers(t *testing.T) {
+	for _, method := range []string{http.MethodHead, http.MethodGet} { // GET answers 204
+		t.Run(method, func(t *testing.T) {
+			clock := newClock()
+			entered := make(chan struct{}, 16)
+			var release atomic.Pointer[chan struct{}]
+			handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				wait := *release.Load()
+				entered <- struct{}{}
+				<-wait
+				if r.Method == http.MethodGet {
+					w.WriteHeader(http.StatusNoContent)
+				}
+			})
+			overProtocols(t, handler, func(t *testing.T, srv *httptest.Server, base *http.Transport) {
+				rt := timeEveryCall(newTransport(t, base, httpbreaker.WithClock(clock.Now),
+					httpbreaker.WithClassifier(httpbreaker.SuccessStatus(http.StatusOK, http.StatusNoContent)),
+					httpbreaker.WithPolicy(httpbreaker.Policy{AdaptiveConcurrency: true, MaxConcurrent: 64})))
+				key := srv.Listener.Addr().String()
+				batch := func(n int) {
+					gate := make(chan struct{})
+					release.Store(&gate)
+					done := make(chan error, n)
+					for range n {
+						go func() {
+							resp, err := rt.RoundTrip(mustRequest(t, method, srv.URL))
+							if err == nil {
+								err = resp.Body.Close()
+							}
+							done <- err
+						}()
+					}
+					for range n {
+						select {
+						case <-entered:
+						case err := <-done: // refused or failed before reaching the server
+							require.NoError(t, err)
+							require.Fail(t, "a call ended before the server answered")
+						}
+					}
+					clock.Advance(10 * time.Millisecond)
+					close(gate)
+					for range n {
+						require.NoError(t, <-done)
+					}
+				}
+				for range 10 { // the first window, one call at a time: the limit leaves its ceiling at 2
+					batch(1)
+				}
+				require.Equal(t, 2, rt.Status(key).Limit)
+				for i := 0; i < 300 && rt.Status(key).Limit < 6; i++ {
+					batch(rt.Status(key).Limit) // every slot taken, no queue: the limit binds
+				}
+				assert.GreaterOrEqual(t, rt.Status(key).Limit, 6, "a fully used limit grows")
+				assert.Zero(t, rt.Status(key).InFlight)
+			})
+		})
+	}
 }

@@ -103,12 +103,17 @@ func (t *Transport) Isolate(host string) {
 func (t *Transport) Tracked(host string) bool { return t.find(host) != nil }
 
 // Status describes host's circuit; host is read as by State. A host not
-// tracked is closed with zero counts, and looking does not track it.
+// tracked is closed with zero counts and, under a concurrency cap, the
+// Limit its first call meets; looking does not track it.
 func (t *Transport) Status(host string) HostStatus {
 	if b := t.find(host); b != nil {
 		return b.hostStatus(&t.s)
 	}
-	return HostStatus{Host: t.hostKey(host), State: StateClosed}
+	st := HostStatus{Host: t.hostKey(host), State: StateClosed}
+	if t.s.caps { // static, or adaptive from its ceiling: what the host's first call meets
+		st.Limit = t.s.policy.MaxConcurrent
+	}
+	return st
 }
 
 // Snapshot describes every tracked host, sorted by Host; each entry is

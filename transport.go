@@ -157,7 +157,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			t.account(b, v)
 		}
 		if t.s.adapts { // and by the adaptive limit
-			t.learn(b, tk, v, answer(resp, err))
+			t.learn(b, tk, v, req, resp, err)
 		}
 	}
 	if t.fleet != nil && (outcome != Success || hadFailures) && !b.forgotten.Load() { // a healthy call tells the fleet nothing
@@ -178,10 +178,16 @@ func (t *Transport) account(b *breaker, v verdict) {
 	b.more.shedding.afterCall(&t.s, b, v)
 }
 
-// learn hands the adaptive limit (adaptive.go) a call's answer, status (0
-// for none), with the calls holding the cap's slots now.
-func (t *Transport) learn(b *breaker, tk ticket, v verdict, status int) {
-	b.more.limit.learn(&t.s, tk.start, v.at, status, b.more.slots.inFlight.Load())
+// learn hands the adaptive limit (adaptive.go) a call's answer (status 0
+// for none), with the calls in flight as it came: those holding the cap's
+// slots now, and this one, whose slot a body-less answer gave back already
+// (else a limit fully used would never look so, and never grow).
+func (t *Transport) learn(b *breaker, tk ticket, v verdict, req *http.Request, resp *http.Response, err error) {
+	status, inFlight := answer(resp, err), b.more.slots.inFlight.Load()
+	if status != 0 && cannotHaveBody(req, resp) {
+		inFlight++
+	}
+	b.more.limit.learn(&t.s, tk.start, v.at, status, inFlight)
 }
 
 // answer is the status code of a call's answer, or 0 when none came (send
@@ -285,7 +291,7 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 		return t.judge(req, tk, resp, err)
 	})
 	if t.s.adapts { // a probe's answer teaches the adaptive limit too
-		t.learn(b, tk, v, answer(resp, err))
+		t.learn(b, tk, v, req, resp, err)
 	}
 	if t.stale != nil {
 		return t.staleIfError(req, resp, err, v.outcome)
