@@ -242,3 +242,37 @@ func TestAnAnswerWinsOverATimeoutThatExpiredWithIt(t *testing.T) {
 		require.NoError(t, live.ReleaseProbe(context.Background(), fleetHost, lease))
 	}
 }
+
+// A member sick for everything opens every host it calls on its own, and
+// none for the fleet: the healthy members go on with all of them.
+func TestAMemberSickForEveryHostOpensThemAllAlone(t *testing.T) {
+	srv := startRedis(t)
+	clk := &clock{now: t0}
+	var status, calls atomic.Int64
+	status.Store(200)
+	up := upstream(t, &status, &calls)
+	members := fleetOf(t, 3, srv, clk, httpbreaker.Policy{FailureThreshold: 3})
+	dead := deadAddress(t)
+	hosts := []string{"a.test", "b.test", "c.test"}
+	call := func(m *member, url, key string) error {
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		require.NoError(t, err)
+		resp, err := m.rt.RoundTrip(req.WithContext(httpbreaker.WithKey(req.Context(), key)))
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+		return err
+	}
+	for range 10 {
+		for _, h := range hosts {
+			_ = call(members[0], dead, h)
+			for _, m := range members[1:] {
+				require.NoError(t, call(m, up.URL, h), "a healthy member never refuses %s", h)
+			}
+		}
+	}
+	for _, h := range hosts {
+		assert.True(t, members[0].rt.IsOpen(h), "%s open on the sick member", h)
+		assert.Empty(t, openKey(t, srv, h), "%s not open for the fleet", h)
+	}
+}
