@@ -60,6 +60,22 @@ func traffic(t *testing.T, members []*member, sick map[int]bool, up, dead string
 	return healthyRefused
 }
 
+// quorumFleet is n members under quorum, every call keyed on fleetHost,
+// with a FailureThreshold of 5 and a healthy upstream.
+func quorumFleet(t *testing.T, n, quorum int) (*redisServer, *clock, *httptest.Server, []*member) {
+	srv := startRedis(t)
+	clk := &clock{now: t0}
+	var status, calls atomic.Int64
+	status.Store(200)
+	up := upstream(t, &status, &calls)
+	policy := httpbreaker.Policy{FailureThreshold: 5, ResetTimeout: time.Minute}
+	members := make([]*member, n)
+	for i := range members {
+		members[i] = newMemberWith(t, srv, clk, policy, []redisstore.Option{redisstore.WithQuorum(quorum)}, sameHost)
+	}
+	return srv, clk, up, members
+}
+
 // The reproduction: four members over one Redis, member 0's calls
 // failing with a dial error, members 1–3 healthy, one call each in turn.
 // Under the default quorum the healthy members never refuse and the sick
@@ -68,16 +84,7 @@ func traffic(t *testing.T, members []*member, sick map[int]bool, up, dead string
 func TestOneSickMemberNeverOpensAHealthyHostForTheFleet(t *testing.T) {
 	for _, quorum := range []int{0, 1} {
 		t.Run(fmt.Sprintf("WithQuorum(%d)", quorum), func(t *testing.T) {
-			srv := startRedis(t)
-			clk := &clock{now: t0}
-			var status, calls atomic.Int64
-			status.Store(200)
-			up := upstream(t, &status, &calls)
-			policy := httpbreaker.Policy{FailureThreshold: 5, ResetTimeout: time.Minute}
-			members := make([]*member, 4)
-			for i := range members {
-				members[i] = newMemberWith(t, srv, clk, policy, []redisstore.Option{redisstore.WithQuorum(quorum)}, sameHost)
-			}
+			srv, clk, up, members := quorumFleet(t, 4, quorum)
 			sick := map[int]bool{0: true}
 			dead := deadAddress(t)
 			refused := traffic(t, members, sick, up.URL, dead, 15)
@@ -110,16 +117,7 @@ func TestOneSickMemberNeverOpensAHealthyHostForTheFleet(t *testing.T) {
 func TestTwoSickMembersOfFiveMakeAQuorumOfTwoNotThree(t *testing.T) {
 	for _, quorum := range []int{2, 3} {
 		t.Run(fmt.Sprintf("WithQuorum(%d)", quorum), func(t *testing.T) {
-			srv := startRedis(t)
-			clk := &clock{now: t0}
-			var status, calls atomic.Int64
-			status.Store(200)
-			up := upstream(t, &status, &calls)
-			policy := httpbreaker.Policy{FailureThreshold: 5, ResetTimeout: time.Minute}
-			members := make([]*member, 5)
-			for i := range members {
-				members[i] = newMemberWith(t, srv, clk, policy, []redisstore.Option{redisstore.WithQuorum(quorum)}, sameHost)
-			}
+			srv, _, up, members := quorumFleet(t, 5, quorum)
 			refused := traffic(t, members, map[int]bool{0: true, 1: true}, up.URL, deadAddress(t), 15)
 			if quorum == 2 {
 				assert.Positive(t, refused, "two members see the host failing: the fleet opens")
