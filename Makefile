@@ -64,7 +64,7 @@ bench-core: ## the root package's hot-path benchmarks: bare, floor and httpbreak
 	cd bench && $(GO) tool benchstat ../bench-core.txt
 
 simulate: ## the overload and retry simulations (deterministic), then adaptive limiters against failsafe-go's in real time (about a minute)
-	$(GO) test -count 1 -run 'TestOverloadSimulation|TestCriticalitySimulation|TestConcurrencySimulation|TestRetrySimulation' -v . -args -sim.minutes 10 | grep -v '^=== RUN'
+	$(GO) test -count 1 -run 'TestOverloadSimulation|TestCriticalitySimulation|TestConcurrencySimulation|TestConcurrencySimulationClosedLoop|TestRetrySimulation' -v . -args -sim.minutes 10 | grep -v '^=== RUN'
 	cd bench && $(GO) test -count 1 -run 'TestLimitersRealTime' -v . -args -limiters | grep -v '^=== RUN'
 
 fuzz: ## each fuzz target for $(FUZZTIME); make test runs their seed corpora

@@ -96,10 +96,15 @@ type simResult struct {
 }
 
 // simOptions are a run's extras: every sheddableEvery-th call Sheddable
-// (0: none), and observe, if set, called at each arrival.
+// (0: none), and observe, if set, called at each arrival. pool, when set,
+// replaces the open-loop arrivals (rate is then unused) with pool callers
+// in a closed loop, as a worker pool is: each sends its next call when its
+// last one is answered, or pause after one refused or answered at once.
 type simOptions struct {
 	sheddableEvery int
 	observe        func(at time.Duration, rt *httpbreaker.Transport)
+	pool           int
+	pause          time.Duration
 }
 
 type simCall struct {
@@ -204,24 +209,47 @@ func simulate(t *testing.T, policy httpbreaker.Policy, up simUpstream, rate floa
 		}
 	}
 	next := time.Duration(0)
-	for next < length || len(queue) > 0 {
-		if len(queue) > 0 && (queue[0].end <= next || next >= length) {
+	var ready simQueue // under a pool: when each idle caller sends its next call
+	for range o.pool {
+		heap.Push(&ready, &simCall{})
+	}
+	arrival := func() time.Duration {
+		switch {
+		case o.pool == 0:
+			return next
+		case len(ready) == 0: // every caller waits for an answer
+			return length
+		}
+		return ready[0].end
+	}
+	for at := arrival(); at < length || len(queue) > 0; at = arrival() {
+		if len(queue) > 0 && (queue[0].end <= at || at >= length) {
 			c := heap.Pop(&queue).(*simCall)
 			clock.At(c.end)
 			close(c.release)
 			<-c.done
+			if o.pool > 0 {
+				heap.Push(&ready, &simCall{end: c.end})
+			}
 			continue
 		}
-		clock.At(next)
+		clock.At(at)
 		if o.observe != nil {
-			o.observe(next, rt)
+			o.observe(at, rt)
 		}
 		res.calls++
-		if c := call(next); c != nil {
+		if o.pool > 0 {
+			heap.Pop(&ready)
+		}
+		if c := call(at); c != nil {
 			heap.Push(&queue, c)
 			res.maxParked = max(res.maxParked, len(queue))
+		} else if o.pool > 0 {
+			heap.Push(&ready, &simCall{end: at + o.pause})
 		}
-		next += time.Duration(arrivals.ExpFloat64() / rate * float64(time.Second))
+		if o.pool == 0 {
+			next += time.Duration(arrivals.ExpFloat64() / rate * float64(time.Second))
+		}
 	}
 	return res
 }

@@ -71,3 +71,11 @@ func (tr *Trace) Settled(from, to time.Duration, knee float64) (time.Duration, f
 	}
 	return first, float64(in) / float64(all)
 }
+
+// Last is the latest limit recorded, or 0.
+func (tr *Trace) Last() int {
+	if len(tr.Limit) == 0 {
+		return 0
+	}
+	return tr.Limit[len(tr.Limit)-1]
+}
