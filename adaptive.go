@@ -15,8 +15,12 @@ import (
 // window closes, then a share sampleShare of them: two clock reads per
 // call would cost more than the rest of the rule.
 //
-//   - The first window sets the unloaded latency, noLoad, to its mean, and
-//     the limit to twice the calls in flight it saw.
+//   - The first window spans at least twice its quickest answer. It sets
+//     the unloaded latency, noLoad, to its mean, and the limit to twice
+//     the calls in flight it saw — unless a queue built within it (its
+//     mean above tolerance × its first earlySamples answers', as when a
+//     pool starts at once): then noLoad is that early mean and the limit
+//     its throughput times noLoad (Little's law), with headroom.
 //   - A window queues when its mean exceeds tolerance × noLoad, or when the
 //     host answered 429 or 503 (it sheds load: it is past its knee).
 //   - The limit moves only when it binds (a window saw calls in flight of
@@ -68,19 +72,22 @@ type latencyWindow struct {
 	samples    int
 	sum        int64 // of the latencies
 	peak       int64 // the most calls in flight seen at a sample
+	low        int64 // the lowest latency sampled
+	early      int64 // the sum of the first earlySamples latencies
 	overloaded bool  // a 429 or 503 came
 	answered   int64 // the answers counted when it opened
 }
 
 // The adaptive limit's constants.
 const (
-	minSamples  = 10
-	sampleShare = 0.25
-	tolerance   = 1.15
-	growth      = 1.0 / 20
-	stuckAfter  = 3
-	headroom    = 1.05
-	binding     = 0.9
+	minSamples   = 10
+	earlySamples = minSamples / 2
+	sampleShare  = 0.25
+	tolerance    = 1.15
+	growth       = 1.0 / 20
+	stuckAfter   = 3
+	headroom     = 1.05
+	binding      = 0.9
 )
 
 func newAdaptiveLimit(s *shared) *adaptiveLimit {
@@ -134,10 +141,21 @@ func (l *adaptiveLimit) learn(s *shared, start, at int64, status int, inFlight i
 		w.opened, w.answered = at, answers
 	}
 	w.samples++
-	w.sum += max(at-start, 0)
+	latency := max(at-start, 0)
+	w.sum += latency
+	if w.samples == 1 || latency < w.low {
+		w.low = latency
+	}
+	if w.samples <= earlySamples {
+		w.early += latency
+	}
 	w.peak = max(w.peak, inFlight, 1)
 	w.overloaded = w.overloaded || status == 429 || status == 503
-	if w.samples >= minSamples && at-w.opened >= l.noLoad {
+	span := l.noLoad
+	if span == 0 { // the first window spans twice its quickest answer: a queue building from the start shows
+		span = 2 * w.low
+	}
+	if w.samples >= minSamples && at-w.opened >= span {
 		l.close(s, at, answers)
 	}
 }
@@ -149,8 +167,20 @@ func (l *adaptiveLimit) close(s *shared, now, answers int64) {
 	l.window = latencyWindow{}
 	mean := w.sum / int64(w.samples)
 	if l.noLoad == 0 { // the first window: the limit leaves the ceiling
-		l.noLoad = max(mean, 1)
 		l.learning.Store(false)
+		if early := w.early / earlySamples; float64(mean) > tolerance*float64(max(early, 1)) {
+			// A queue built as the window went on: the first answers,
+			// before it (a pool that starts at once), came in the unloaded
+			// latency, the later ones waited. The host serves its
+			// throughput over the window at that latency without a queue
+			// (Little's law). A slow first answer (a connection's setup)
+			// is no queue: it raises the early mean instead.
+			l.noLoad = max(early, 1)
+			throughput := float64(answers-w.answered) / float64(max(now-w.opened, 1))
+			l.set(s, now, min(l.estimate, float64(w.peak)*2, throughput*float64(l.noLoad)*headroom))
+			return
+		}
+		l.noLoad = max(mean, 1)
 		l.set(s, now, min(l.estimate, float64(w.peak)*2))
 		return
 	}

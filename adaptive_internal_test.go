@@ -22,20 +22,25 @@ func newLimitHarness(p Policy) *limitHarness {
 	p.AdaptiveConcurrency = true
 	epoch := time.Unix(1_700_000_000, 0)
 	s := &shared{policy: p.withDefaults(), epoch: epoch, now: func() time.Time { return epoch }, random: rand.Float64}
-	return &limitHarness{s: s, l: newAdaptiveLimit(s)}
+	return &limitHarness{s: s, l: newAdaptiveLimit(s), now: 1} // an admission at offset 0 would read as not timed
 }
 
 // window feeds n answers with status, each admitted latency before it
-// returns, returning evenly over one latency from h.now, with inFlight
-// calls holding slots; then moves h.now past them. A window closes once it
-// holds 10 answers spanning the unloaded latency, so windows of n ≥ 11
-// close on their own last answer.
+// returns, returning evenly over one latency from h.now (two for the first
+// window, which spans twice its quickest answer), with inFlight calls
+// holding slots; then moves h.now past them. A window closes once it holds
+// 10 answers spanning the unloaded latency, so windows of n ≥ 11 close on
+// their own last answer.
 func (h *limitHarness) window(n int, latency time.Duration, inFlight int, status int) {
+	spread := int64(latency)
+	if h.l.noLoad == 0 {
+		spread *= 2
+	}
 	for i := range n {
-		at := h.now + int64(latency) + int64(i)*int64(latency)/int64(n-1)
+		at := h.now + int64(latency) + int64(i)*spread/int64(n-1)
 		h.l.learn(h.s, at-int64(latency), at, status, int64(inFlight))
 	}
-	h.now += 2*int64(latency) + 1
+	h.now += int64(latency) + spread + 1
 }
 
 func (h *limitHarness) limit() int { return int(h.l.limit.Load()) }
@@ -200,4 +205,35 @@ func TestAdaptiveLimitGrowsFromAFractionalEstimate(t *testing.T) {
 		h.window(20, unloaded, h.limit(), http.StatusOK) // every slot taken, no queue
 	}
 	assert.Greater(t, h.limit(), 4, "a limit used in full grows, whatever its fraction")
+}
+
+// A pool that starts at once builds a queue within the first window: its
+// first answers come in the unloaded latency, the later ones wait. The
+// first window then sets the limit to what the host serves without a
+// queue (throughput × the early latency), not to twice the pool. A slow
+// first answer followed by quick ones (a connection's setup) is no queue.
+func TestAdaptiveLimitFirstWindowSeesAQueueBuilding(t *testing.T) {
+	h := newLimitHarness(Policy{})
+	// 200 calls in flight on a host of 40 workers of 10ms: 40 answers at
+	// 10ms, 40 at 20ms, then one at 30ms.
+	for batch := 1; batch <= 3; batch++ {
+		n := 40
+		if batch == 3 {
+			n = 1
+		}
+		at := h.now + int64(batch)*int64(unloaded)
+		for range n {
+			h.l.learn(h.s, h.now, at, http.StatusOK, 200)
+		}
+	}
+	assert.InDelta(t, 42, h.limit(), 2, "4000 calls/s × 10ms, with headroom: the knee, not 400")
+	assert.Equal(t, int64(unloaded), h.l.noLoad)
+
+	h = newLimitHarness(Policy{})
+	h.l.learn(h.s, h.now, h.now+int64(50*time.Millisecond), http.StatusOK, 1) // the connection's setup
+	for i := range 12 {
+		at := h.now + int64(50*time.Millisecond) + int64(i+1)*int64(unloaded)
+		h.l.learn(h.s, at-int64(unloaded), at, http.StatusOK, 1)
+	}
+	assert.Equal(t, 2, h.limit(), "one call at a time: twice that, as before")
 }
