@@ -43,25 +43,22 @@ type retryBudget struct {
 // retryhttp.NewClient does for go-retryablehttp; docs/integrations.md
 // shows resty's retry condition. CanRetry asks the same without
 // withdrawing.
-func (t *Transport) AllowRetry(req *http.Request) bool {
-	b, refused, ok := t.retryFor(req)
-	if b == nil || !t.s.budgets {
-		return ok && !refused
-	}
-	return b.more.budget.get().withdraw(&t.s, b.more.window, refused)
-}
+func (t *Transport) AllowRetry(req *http.Request) bool { return t.retry(req, true) }
 
 // CanRetry reports whether AllowRetry would allow req's retry now,
 // without withdrawing it: for a retry layer that decides before its
 // backoff and withdraws (AllowRetry) only when it sends the retry. A no is
 // counted as AllowRetry's is, so that each retry a layer decides on counts
 // once, allowed or denied.
-func (t *Transport) CanRetry(req *http.Request) bool {
+func (t *Transport) CanRetry(req *http.Request) bool { return t.retry(req, false) }
+
+// retry answers AllowRetry (withdraw) or CanRetry.
+func (t *Transport) retry(req *http.Request, withdraw bool) bool {
 	b, refused, ok := t.retryFor(req)
 	if b == nil || !t.s.budgets {
 		return ok && !refused
 	}
-	return b.more.budget.get().allows(&t.s, b.more.window, refused)
+	return b.more.budget.get().take(&t.s, b.more.window, refused, withdraw)
 }
 
 // retryFor finds the tracked host a retry of req would go to (nil for
@@ -106,33 +103,23 @@ func (rbs *retryBudgets) get() *retryBudget {
 	return rbs.p.Load()
 }
 
-// withdraw takes one retry from the budget, or counts a denial: when
-// refused already, or when the window's retries reach MinRetries plus
-// RetryBudget times the calls that were not retries (rounded down).
-func (rb *retryBudget) withdraw(s *shared, calls *rateWindow, refused bool) bool {
+// take reports whether the budget has a retry now and, with withdraw,
+// takes it (counted as allowed); a no — refused already, or the window's
+// retries at MinRetries plus RetryBudget times the calls that were not
+// retries (rounded down) — is counted as a denial either way.
+func (rb *retryBudget) take(s *shared, calls *rateWindow, refused, withdraw bool) bool {
 	if !refused {
 		index := s.bucket(s.clock())
 		rb.mu.Lock()
-		if rb.holds(s, calls, index) {
+		ok := rb.holds(s, calls, index)
+		if ok && withdraw {
 			rb.withdrawn.record(index, false)
-			rb.mu.Unlock()
-			rb.allowed.Add(1)
-			return true
 		}
 		rb.mu.Unlock()
-	}
-	rb.denied.Add(1)
-	return false
-}
-
-// allows reports whether withdraw would take a retry now, taking none;
-// a no is counted as a denial.
-func (rb *retryBudget) allows(s *shared, calls *rateWindow, refused bool) bool {
-	if !refused {
-		rb.mu.Lock()
-		ok := rb.holds(s, calls, s.bucket(s.clock()))
-		rb.mu.Unlock()
 		if ok {
+			if withdraw {
+				rb.allowed.Add(1)
+			}
 			return true
 		}
 	}

@@ -103,16 +103,7 @@ func (d *denied) Unwrap() []error {
 func NewClient(rt *httpbreaker.Transport) *retryablehttp.Client {
 	client := retryablehttp.NewClient()
 	client.HTTPClient.Transport = rt
-	client.CheckRetry = func(ctx context.Context, resp *http.Response, err error) (bool, error) {
-		retry, checkErr := CheckRetry(ctx, resp, err)
-		if !retry || checkErr != nil {
-			return retry, checkErr
-		}
-		if req := attempted(ctx, resp, err); req != nil && !rt.CanRetry(req) {
-			return false, &denied{err: err}
-		}
-		return true, nil
-	}
+	client.CheckRetry = asking(rt.CanRetry)
 	client.PrepareRetry = func(req *http.Request) error {
 		if !rt.AllowRetry(req) { // spent during the backoff
 			return &denied{drained: true}
@@ -134,13 +125,18 @@ func NewClient(rt *httpbreaker.Transport) *retryablehttp.Client {
 // withdraws a retry never made), and for a transport error it sees no
 // request, only the method and URL (a circuit chosen by a header is not
 // the one charged). Prefer [NewClient], which charges each retry sent.
-func Budgeted(rt *httpbreaker.Transport) retryablehttp.CheckRetry {
+func Budgeted(rt *httpbreaker.Transport) retryablehttp.CheckRetry { return asking(rt.AllowRetry) }
+
+// asking is a CheckRetry that keeps CheckRetry's rules and, before each
+// retry they would allow, asks allow of the attempted request; a no ends
+// the call with ErrRetryDenied.
+func asking(allow func(*http.Request) bool) retryablehttp.CheckRetry {
 	return func(ctx context.Context, resp *http.Response, err error) (bool, error) {
 		retry, checkErr := CheckRetry(ctx, resp, err)
 		if !retry || checkErr != nil {
 			return retry, checkErr
 		}
-		if req := attempted(ctx, resp, err); req != nil && !rt.AllowRetry(req) {
+		if req := attempted(ctx, resp, err); req != nil && !allow(req) {
 			return false, &denied{err: err}
 		}
 		return true, nil
