@@ -63,9 +63,9 @@ bench-core: ## the root package's hot-path benchmarks: bare, floor and httpbreak
 	$(GO) test -run '^$$' -bench 'RoundTrip' -benchmem -count 6 . > bench-core.txt
 	cd bench && $(GO) tool benchstat ../bench-core.txt
 
-simulate: ## the overload and retry simulations (deterministic), then adaptive limiters against failsafe-go's in real time (about a minute)
+simulate: ## the overload and retry simulations (deterministic), then adaptive limiters against failsafe-go's in real time, open loop and worker pools, drawing docs/img/limiters-*.svg (about four minutes)
 	$(GO) test -count 1 -run 'TestOverloadSimulation|TestCriticalitySimulation|TestConcurrencySimulation|TestConcurrencySimulationClosedLoop|TestRetrySimulation' -v . -args -sim.minutes 10 | grep -v '^=== RUN'
-	cd bench && $(GO) test -count 1 -run 'TestLimitersRealTime' -v . -args -limiters | grep -v '^=== RUN'
+	cd bench && $(GO) test -count 1 -timeout 30m -run 'TestLimitersRealTime' -v . -args -limiters -limiters.plots ../docs/img | grep -v '^=== RUN'
 
 fuzz: ## each fuzz target for $(FUZZTIME); make test runs their seed corpora
 	@for target in $(FUZZ_TARGETS); do \

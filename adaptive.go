@@ -58,18 +58,36 @@ type adaptiveLimit struct {
 	mu       sync.Mutex
 	estimate float64 // the limit, unrounded
 	noLoad   int64   // the unloaded latency; 0 until the first window
-	changed  int64   // when the limit last moved
-	window   latencyWindow
+	// throughput is the host's answers per nanosecond, smoothed over the
+	// windows that used the limit (used: the latest did).
+	throughput float64
+	used       bool
+	changed    int64 // when the limit last moved
+	window     latencyWindow
 	// The run of queueing windows whose cuts did not lower the latency.
 	stuck       int
 	lastMean    int64   // the mean of the latest queueing window
 	beforeStuck float64 // the limit when the run began
+	// The probe for a lower unloaded latency: when the next starts, and
+	// the one under way (depth 0: none).
+	nextProbe int64
+	probe     probe
+}
+
+// probe is a probe under way: the limit halved depth times from from,
+// while the host served rate at from with latency mean, and the unloaded
+// latency was noLoad.
+type probe struct {
+	depth        int
+	from, rate   float64
+	mean, noLoad int64
 }
 
 // latencyWindow gathers the answers of one window.
 type latencyWindow struct {
 	opened     int64 // when its first sample came
-	samples    int
+	samples    int   // answers sampled
+	timed      int   // of which served, not shed: their latency counts
 	sum        int64 // of the latencies
 	peak       int64 // the most calls in flight seen at a sample
 	low        int64 // the lowest latency sampled
@@ -86,6 +104,9 @@ const (
 	tolerance    = 1.15
 	growth       = 1.0 / 20
 	stuckAfter   = 3
+	probeEvery   = 100  // unloaded latencies between probes, ±25%
+	probeDepth   = 6    // steps at most in one probe
+	probeStep    = 0.75 // each step of a probe lowers the limit by a quarter
 	headroom     = 1.05
 	binding      = 0.9
 )
@@ -140,17 +161,29 @@ func (l *adaptiveLimit) learn(s *shared, start, at int64, status int, inFlight i
 	if w.samples == 0 {
 		w.opened, w.answered = at, answers
 	}
-	w.samples++
-	latency := max(at-start, 0)
-	w.sum += latency
-	if w.samples == 1 || latency < w.low {
-		w.low = latency
-	}
-	if w.samples <= earlySamples {
-		w.early += latency
-	}
 	w.peak = max(w.peak, inFlight, 1)
-	w.overloaded = w.overloaded || status == 429 || status == 503
+	if status == 429 || status == 503 {
+		// The host shed the call: past its knee. How soon it said so
+		// is no latency of its service (a shed answer comes at once),
+		// and until the first window sets the unloaded latency it counts
+		// for nothing else.
+		w.overloaded = true
+		if l.noLoad == 0 {
+			return
+		}
+		w.samples++
+	} else {
+		w.samples++
+		w.timed++
+		latency := max(at-start, 0)
+		w.sum += latency
+		if w.timed == 1 || latency < w.low {
+			w.low = latency
+		}
+		if w.timed <= earlySamples {
+			w.early += latency
+		}
+	}
 	span := l.noLoad
 	if span == 0 { // the first window spans twice its quickest answer: a queue building from the start shows
 		span = 2 * w.low
@@ -165,9 +198,22 @@ func (l *adaptiveLimit) learn(s *shared, start, at int64, status int, inFlight i
 func (l *adaptiveLimit) close(s *shared, now, answers int64) {
 	w := l.window
 	l.window = latencyWindow{}
-	mean := w.sum / int64(w.samples)
+	mean := l.noLoad // a window of shed answers only: no latency
+	if w.timed > 0 {
+		mean = w.sum / int64(w.timed)
+	}
+	if l.probe.depth > 0 {
+		l.probed(s, now, w, mean, answers)
+		return
+	}
+	l.measure(w, now, answers)
 	if l.noLoad == 0 { // the first window: the limit leaves the ceiling
 		l.learning.Store(false)
+		defer l.scheduleProbe(s, now)
+		ceiling := min(l.estimate, float64(w.peak)*2)
+		if w.overloaded { // the host shed calls at this peak: it is past its knee
+			ceiling = min(ceiling, float64(w.peak)*0.9)
+		}
 		if early := w.early / earlySamples; float64(mean) > tolerance*float64(max(early, 1)) {
 			// A queue built as the window went on: the first answers,
 			// before it (a pool that starts at once), came in the unloaded
@@ -176,12 +222,11 @@ func (l *adaptiveLimit) close(s *shared, now, answers int64) {
 			// (Little's law). A slow first answer (a connection's setup)
 			// is no queue: it raises the early mean instead.
 			l.noLoad = max(early, 1)
-			throughput := float64(answers-w.answered) / float64(max(now-w.opened, 1))
-			l.set(s, now, min(l.estimate, float64(w.peak)*2, throughput*float64(l.noLoad)*headroom))
+			l.set(s, now, min(ceiling, l.unqueued()))
 			return
 		}
 		l.noLoad = max(mean, 1)
-		l.set(s, now, min(l.estimate, float64(w.peak)*2))
+		l.set(s, now, ceiling)
 		return
 	}
 	if !w.overloaded && float64(mean) <= tolerance*float64(l.noLoad) {
@@ -189,6 +234,9 @@ func (l *adaptiveLimit) close(s *shared, now, answers int64) {
 		l.stuck = 0
 		if l.binds(w) {
 			l.set(s, now, l.estimate+max(1, l.estimate*growth))
+			if now >= l.nextProbe {
+				l.startProbe(s, now, mean)
+			}
 		}
 		return
 	}
@@ -203,14 +251,84 @@ func (l *adaptiveLimit) close(s *shared, now, answers int64) {
 		return
 	}
 	l.lastMean = mean
-	// What the host sustains without a queue: its throughput over the
-	// window times its unloaded latency (Little's law).
-	target := float64(answers-w.answered) * float64(l.noLoad) / float64(max(now-w.opened, 1)) * headroom
-	target = min(target, l.estimate)
+	target := min(l.unqueued(), l.estimate)
 	if w.overloaded {
 		target = min(target, l.estimate*0.9)
 	}
 	l.set(s, now, target)
+}
+
+// startProbe halves the limit for a window, to see whether the host answers
+// faster with fewer calls in flight: whether its unloaded latency, noLoad,
+// was taken with a queue in it (other clients' queue when the limit first
+// measured, say, that has since drained). Nothing else can tell: at a
+// limit that holds the latency at noLoad, every window looks unqueued. It
+// starts only from a window that used the limit, so its refusals fall on a
+// load that was being refused already, and no more often than every
+// probeEvery unloaded latencies: a window or two in a hundred.
+func (l *adaptiveLimit) startProbe(s *shared, now, mean int64) {
+	defer l.scheduleProbe(s, now)
+	if l.estimate*probeStep < float64(s.policy.MinConcurrent) {
+		return
+	}
+	l.probe = probe{depth: 1, from: l.estimate, rate: l.throughput, mean: mean, noLoad: l.noLoad}
+	l.set(s, now, l.estimate*probeStep)
+}
+
+// probed judges a probe's window w, closed at now with mean latency when
+// answers had been counted. A latency that fell with the calls in flight
+// was partly a queue: it is the new noLoad, and while the host still
+// serves nine tenths of its throughput (it is still saturated) the probe
+// halves again. Then the limit is what the host serves without a queue at
+// the new noLoad (Little's law), or, if the latency did not fall, what it
+// was before the probe.
+func (l *adaptiveLimit) probed(s *shared, now int64, w latencyWindow, mean, answers int64) {
+	p := &l.probe
+	rate := float64(answers-w.answered) / float64(max(now-w.opened, 1))
+	if !w.overloaded && w.timed > 0 && float64(mean)*tolerance < float64(p.mean) {
+		l.noLoad = min(l.noLoad, max(mean, 1))
+		if rate >= 0.9*p.rate && p.depth < probeDepth && l.estimate*probeStep >= float64(s.policy.MinConcurrent) {
+			p.depth, p.mean = p.depth+1, mean
+			l.set(s, now, l.estimate*probeStep)
+			return
+		}
+	}
+	target := p.from
+	if l.noLoad < p.noLoad {
+		target = min(target, p.rate*float64(l.noLoad)*headroom)
+	}
+	l.probe, l.used, l.stuck = probe{}, false, 0
+	l.set(s, now, target)
+}
+
+// scheduleProbe sets when the next probe may start: probeEvery unloaded
+// latencies from now, give or take a quarter (a fleet's members, started
+// together, do not probe together).
+func (l *adaptiveLimit) scheduleProbe(s *shared, now int64) {
+	l.nextProbe = now + int64(float64(probeEvery*l.noLoad)*(0.75+0.5*s.random()))
+}
+
+// unqueued is how many calls in flight the host serves without a queue,
+// with headroom: its throughput times its unloaded latency (Little's law).
+func (l *adaptiveLimit) unqueued() float64 {
+	return l.throughput * float64(l.noLoad) * headroom
+}
+
+// measure takes the throughput of window w, which closed at now when
+// answers had been counted, into the host's throughput. A window that used
+// the limit measured what the host serves at it: half its own throughput,
+// half that of the windows before it, as long as they used it too.
+// Answers come in bursts (a pool that started at once answers together),
+// and a window of a round trip or two holds one burst or two: one window
+// alone is off by up to half. A window under the limit measured the load,
+// not the host, and starts over.
+func (l *adaptiveLimit) measure(w latencyWindow, now, answers int64) {
+	rate := float64(answers-w.answered) / float64(max(now-w.opened, 1))
+	used := w.overloaded || l.binds(w)
+	if l.used && used {
+		rate = (l.throughput + rate) / 2
+	}
+	l.throughput, l.used = rate, used
 }
 
 // binds reports whether the window used the limit: calls in flight of at
@@ -240,7 +358,8 @@ func (l *adaptiveLimit) reset(s *shared) {
 	l.estimate = float64(s.policy.MaxConcurrent)
 	l.limit.Store(int64(s.policy.MaxConcurrent))
 	l.learning.Store(true)
-	l.noLoad, l.changed, l.stuck, l.window = 0, s.clock(), 0, latencyWindow{}
+	l.noLoad, l.throughput, l.used, l.changed, l.stuck, l.window = 0, 0, false, s.clock(), 0, latencyWindow{}
+	l.nextProbe, l.probe = 0, probe{}
 }
 
 // status fills the limit's part of a host's status.

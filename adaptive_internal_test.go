@@ -237,3 +237,53 @@ func TestAdaptiveLimitFirstWindowSeesAQueueBuilding(t *testing.T) {
 	}
 	assert.Equal(t, 2, h.limit(), "one call at a time: twice that, as before")
 }
+
+// A host that sheds a call answers 503 at once: that is no latency of its
+// service. Taken as one, the first window set the unloaded latency to
+// microseconds and every later window looked queued, cutting the limit to
+// the floor.
+func TestAdaptiveLimitTakesNoLatencyFromShedAnswers(t *testing.T) {
+	h := newLimitHarness(Policy{})
+	h.window(11, time.Microsecond, 50, http.StatusServiceUnavailable)
+	h.window(11, unloaded, 50, http.StatusOK)
+	assert.Equal(t, int64(unloaded), h.l.noLoad, "the unloaded latency of the answers served")
+	assert.LessOrEqual(t, h.limit(), 45, "the host shed calls at 50 in flight: past its knee")
+	assert.Greater(t, h.limit(), 20, "not the floor")
+}
+
+// saturated is a host of 40 workers serving a call in 10ms: the latency of
+// inFlight calls, a queue beyond 40.
+func saturated(inFlight int) time.Duration {
+	return max(unloaded, time.Duration(inFlight)*unloaded/40)
+}
+
+// A limit that first measured a host while other clients kept it queueing
+// took that queue's latency as unloaded: once the others left, every window
+// at a limit of twice the knee looked unqueued. The probe lowers the limit
+// until the latency stops falling, and the limit lands on the knee.
+func TestAdaptiveLimitProbesForALowerUnloadedLatency(t *testing.T) {
+	h := newLimitHarness(Policy{})
+	h.window(11, 25*time.Millisecond, 50, http.StatusOK) // noLoad 25ms, limit 100: the others' queue
+	for range 400 {                                      // the others gone: the host is this client's
+		n := h.limit()
+		h.window(n, saturated(n), n, http.StatusOK)
+	}
+	assert.Less(t, h.l.noLoad, int64(12*time.Millisecond), "the host's own unloaded latency")
+	assert.InDelta(t, 42, h.limit(), 12, "near the knee of 40")
+}
+
+// A probe on a host whose unloaded latency was right finds no lower one
+// and changes nothing lasting.
+func TestAdaptiveLimitProbeLeavesARightUnloadedLatency(t *testing.T) {
+	h := newLimitHarness(Policy{})
+	h.window(11, unloaded, 20, http.StatusOK) // noLoad 10ms, limit 40
+	lowest := h.limit()
+	for range 400 {
+		n := h.limit()
+		h.window(n, saturated(n), n, http.StatusOK)
+		lowest = min(lowest, h.limit())
+	}
+	assert.Equal(t, int64(unloaded), h.l.noLoad)
+	assert.InDelta(t, 42, h.limit(), 10, "near the knee of 40")
+	assert.Less(t, lowest, 36, "a probe lowered the limit on the way")
+}

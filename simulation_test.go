@@ -32,6 +32,10 @@ import (
 // averages them).
 var simMinutes = flag.Int("sim.minutes", 1, "minutes of simulated traffic for the half-capacity scenario")
 
+// simSeed moves the simulations' random sources: rerun the tables with a
+// few seeds to see how much of a difference between two rows is noise.
+var simSeed = flag.Uint64("sim.seed", 0, "added to the simulations' random seeds (0: the tables docs/overload.md quotes)")
+
 // simUpstream is the fake host: what it answers a call arriving at offset at,
 // and after how long. A status of 0 is a transport error.
 type simUpstream interface {
@@ -100,11 +104,17 @@ type simResult struct {
 // replaces the open-loop arrivals (rate is then unused) with pool callers
 // in a closed loop, as a worker pool is: each sends its next call when its
 // last one is answered, or pause after one refused or answered at once.
+// others, when set with background, are other clients' callers in a
+// closed loop on the same host until othersUntil: each sends its next call
+// through background (not the Transport) when its last is answered.
 type simOptions struct {
 	sheddableEvery int
 	observe        func(at time.Duration, rt *httpbreaker.Transport)
 	pool           int
 	pause          time.Duration
+	others         int
+	othersUntil    time.Duration
+	background     func(at time.Duration) (status int, latency time.Duration)
 }
 
 type simCall struct {
@@ -160,9 +170,9 @@ func simulate(t *testing.T, policy httpbreaker.Policy, up simUpstream, rate floa
 		return response(req, status, "ok"), nil
 	})
 	rt := newTransport(t, base, httpbreaker.WithClock(clock.Now), httpbreaker.WithPolicy(policy))
-	random := rand.New(rand.NewPCG(1, 2))
+	random := rand.New(rand.NewPCG(1+*simSeed, 2))
 	httpbreaker.SetRandom(rt, random.Float64)
-	arrivals := rand.New(rand.NewPCG(3, 4))
+	arrivals := rand.New(rand.NewPCG(3+*simSeed, 4))
 
 	// call runs one call on its own goroutine and returns once it has
 	// parked in the upstream (then the call is returned) or finished.
@@ -222,7 +232,21 @@ func simulate(t *testing.T, policy httpbreaker.Policy, up simUpstream, rate floa
 		}
 		return ready[0].end
 	}
+	var others simQueue // other clients' callers: when each sends its next call
+	for range o.others {
+		heap.Push(&others, &simCall{})
+	}
 	for at := arrival(); at < length || len(queue) > 0; at = arrival() {
+		if len(others) > 0 && others[0].end < o.othersUntil && others[0].end <= at &&
+			(len(queue) == 0 || others[0].end < queue[0].end) {
+			c := heap.Pop(&others).(*simCall)
+			status, latency := o.background(c.end)
+			if status != http.StatusOK {
+				latency = o.pause
+			}
+			heap.Push(&others, &simCall{end: c.end + latency})
+			continue
+		}
 		if len(queue) > 0 && (queue[0].end <= at || at >= length) {
 			c := heap.Pop(&queue).(*simCall)
 			clock.At(c.end)
