@@ -21,8 +21,12 @@ import (
 //     mean above tolerance × its first earlySamples answers', as when a
 //     pool starts at once): then noLoad is that early mean and the limit
 //     its throughput times noLoad (Little's law), with headroom.
+//   - A 429 or 503 is the host shedding load: it is past its knee. It
+//     comes at once, so its latency is none of the host's service: it
+//     marks its window, counts toward closing it (after the first), and
+//     gives no latency.
 //   - A window queues when its mean exceeds tolerance × noLoad, or when the
-//     host answered 429 or 503 (it sheds load: it is past its knee).
+//     host shed a call in it.
 //   - The limit moves only when it binds (a window saw calls in flight of
 //     at least binding × the limit in force, a whole number, each answer
 //     counting its own call even when its slot went back with a body-less
@@ -32,19 +36,29 @@ import (
 //   - A binding window that did not queue grows the limit by a twentieth
 //     (at least 1) and lowers noLoad to its mean if lower.
 //   - A binding window that queued sets the limit to what the host serves
-//     without a queue, its throughput over the window times noLoad
-//     (Little's law), with headroom; at most 0.9 × the limit after a 429
-//     or 503. However long the backlog, one step lands on the knee.
+//     without a queue, its throughput times noLoad (Little's law), with
+//     headroom; at most 0.9 × the limit after a 429 or 503. However long
+//     the backlog, one step lands on the knee. The throughput is smoothed
+//     over the binding windows in a row (answers come in bursts, and a
+//     window of a round trip holds one or two).
 //   - Answers to calls admitted before the limit last moved say nothing of
 //     the new limit and are left out.
 //   - When stuckAfter queueing windows in a row fail to lower the latency,
 //     the cuts are not what moves it (the host got slower, or other
 //     clients fill it): the latency becomes the new noLoad and the limit
 //     goes back to where the run of cuts began.
+//   - Every probeEvery unloaded latencies (±25%), a binding window that
+//     did not queue starts a probe: the limit steps down by a quarter a
+//     window while the latency falls and the throughput holds (a queue
+//     was in noLoad: other clients' when the limit first measured the
+//     host, say, since drained), then lands on the throughput times the
+//     lowest latency seen, or back where it was if none was lower. Only
+//     this can see a noLoad taken too high: at a limit that holds the
+//     latency at noLoad, every window looks unqueued.
 //
 // Under overload the limit thus saws between the knee and tolerance times
 // it. Caller cancellations, transport errors and refusals give no sample;
-// probes do. At the limit, Sheddable calls are refused first (they may use
+// the circuit's half-open probes do. At the limit, Sheddable calls are refused first (they may use
 // the limit less a quarter), then Critical, and CriticalPlus last (they
 // may go a quarter over it, up to the ceiling).
 type adaptiveLimit struct {
@@ -74,7 +88,7 @@ type adaptiveLimit struct {
 	probe     probe
 }
 
-// probe is a probe under way: the limit halved depth times from from,
+// probe is a probe under way: the limit stepped down depth times from from,
 // while the host served rate at from with latency mean, and the unloaded
 // latency was noLoad.
 type probe struct {
@@ -230,6 +244,12 @@ func (l *adaptiveLimit) close(s *shared, now, answers int64) {
 		return
 	}
 	if !w.overloaded && float64(mean) <= tolerance*float64(l.noLoad) {
+		if float64(mean)*tolerance < float64(l.noLoad) {
+			// The latency fell well below the unloaded one: that one had
+			// a queue in it (other clients' that left, say), and there
+			// may be more of it to find. Probe now, not in a hundred.
+			l.nextProbe = now
+		}
 		l.noLoad = min(l.noLoad, max(mean, 1))
 		l.stuck = 0
 		if l.binds(w) {
@@ -258,8 +278,8 @@ func (l *adaptiveLimit) close(s *shared, now, answers int64) {
 	l.set(s, now, target)
 }
 
-// startProbe halves the limit for a window, to see whether the host answers
-// faster with fewer calls in flight: whether its unloaded latency, noLoad,
+// startProbe lowers the limit by a quarter for a window, to see whether
+// the host answers faster with fewer calls in flight: whether its unloaded latency, noLoad,
 // was taken with a queue in it (other clients' queue when the limit first
 // measured, say, that has since drained). Nothing else can tell: at a
 // limit that holds the latency at noLoad, every window looks unqueued. It
@@ -279,7 +299,7 @@ func (l *adaptiveLimit) startProbe(s *shared, now, mean int64) {
 // answers had been counted. A latency that fell with the calls in flight
 // was partly a queue: it is the new noLoad, and while the host still
 // serves nine tenths of its throughput (it is still saturated) the probe
-// halves again. Then the limit is what the host serves without a queue at
+// steps down again. Then the limit is what the host serves without a queue at
 // the new noLoad (Little's law), or, if the latency did not fall, what it
 // was before the probe.
 func (l *adaptiveLimit) probed(s *shared, now int64, w latencyWindow, mean, answers int64) {

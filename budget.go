@@ -34,10 +34,13 @@ type retryBudget struct {
 // isolated, or half-open: its few probe slots go to fresh calls), or when
 // the host is shedding load — is counted too. It sends nothing and never
 // blocks. Without RetryBudget only the circuit and shedding are asked,
-// and nothing is counted. A request WithoutBreaker, or to a host never
-// called, may always be retried; one the Transport would never send (nil,
-// no URL, no host, a method outside the table) or whose context is done
-// may not, and is not counted.
+// and nothing is counted. Under RetryBudget, a host not tracked yet (never
+// called, or forgotten under WithMaxHosts: its budget went with it) is
+// tracked by AllowRetry as by the retry's call, and has its floor,
+// MinRetries, like any new host. A request WithoutBreaker may always be
+// retried; one the Transport would never send (nil, no URL, no host, a
+// method outside the table) or whose context is done may not, and is not
+// counted.
 //
 // Call it where a retry layer is about to retry, once per retry made:
 // retryhttp.NewClient does for go-retryablehttp; docs/integrations.md
@@ -61,10 +64,14 @@ func (t *Transport) retry(req *http.Request, withdraw bool) bool {
 	return b.more.budget.get().take(&t.s, b.more.window, refused, withdraw)
 }
 
-// retryFor finds the tracked host a retry of req would go to (nil for
-// none) and whether its circuit or shedding refuses it; ok is false for a
-// request that may not be retried at all, and true with no host for one
-// WithoutBreaker or to a host never called.
+// retryFor finds the host a retry of req would go to (nil for none) and
+// whether its circuit or shedding refuses it; ok is false for a request
+// that may not be retried at all, and true with no host for one
+// WithoutBreaker, or, without RetryBudget, to a host never called. Under
+// RetryBudget it tracks the host as the retry's call will, and marks it
+// used: a host being retried is in use, eviction's last pick, and one the
+// bound forgot comes back with a new budget, its floor counted like any
+// other's instead of a yes counted nowhere.
 func (t *Transport) retryFor(req *http.Request) (b *breaker, refused, ok bool) {
 	if req == nil || req.URL == nil || t.base == nil || !t.methods.allows(req.Method) || req.Context().Err() != nil {
 		return nil, false, false
@@ -78,14 +85,21 @@ func (t *Transport) retryFor(req *http.Request) (b *breaker, refused, ok bool) {
 		key = c.key
 	}
 	if key == "" && t.keyFunc == nil && maybeKey(req.URL.Host) {
-		b = t.hosts.peek(req.URL.Host) // a tracked host, already in normal form
+		if b = t.hosts.peek(req.URL.Host); b != nil && t.s.budgets { // a tracked host, already in normal form
+			t.hosts.touch(b)
+		}
 	}
 	if b == nil {
 		if key = t.keyFor(req, key); key == "" {
 			return nil, false, false
 		}
-		if b = t.hosts.lookup(key); b == nil {
-			return nil, false, true // never called: the whole floor is there
+		if t.s.budgets {
+			b = t.hosts.obtain(key, &t.s)
+		} else {
+			b = t.hosts.lookup(key)
+		}
+		if b == nil {
+			return nil, false, true // never called (or no room under the bound: nor will its call have a circuit)
 		}
 	}
 	return b, b.current(&t.s) != StateClosed || t.s.sheds && b.more.events.shedding.Load(), true

@@ -130,7 +130,7 @@ func TestAllowRetryEdges(t *testing.T) {
 	assert.False(t, rt.AllowRetry(&http.Request{Method: http.MethodGet}), "no URL")
 	assert.False(t, rt.AllowRetry(mustRequest(t, http.MethodGet, "http:///path")), "no host")
 	assert.True(t, rt.AllowRetry(mustRequest(t, http.MethodGet, "http://never.test/")), "a host never called")
-	assert.False(t, rt.Tracked("never.test"), "and asking does not track it")
+	assert.Equal(t, uint64(1), rt.Status("never.test").Total.Retries, "tracked, as its retry's call will be, and counted")
 	req := mustRequest(t, http.MethodGet, "http://api.test/")
 	req = req.WithContext(httpbreaker.WithoutBreaker(req.Context()))
 	assert.True(t, rt.AllowRetry(req), "WithoutBreaker")
@@ -143,6 +143,34 @@ func TestAllowRetryEdges(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, rt.AllowRetry(keyed))
 	assert.Equal(t, uint64(1), rt.Status("payments").Total.Retries, "WithKey's circuit pays")
+}
+
+// A host the bound forgets takes its budget with it. AllowRetry answered
+// yes for it, counted nowhere, as for a host never called: a crawler's
+// churn, forgetting each host before its retry, walked around the budget.
+// Now the host comes back with a new budget, its floor spent and counted
+// like any other's.
+func TestAllowRetryOnAHostTheBoundForgot(t *testing.T) {
+	rt := newTransport(t, newFakeBase(func(string) int { return http.StatusInternalServerError }),
+		httpbreaker.WithMaxHosts(2), httpbreaker.WithPolicy(httpbreaker.Policy{RetryBudget: 0.1, MinRetries: 1, FailureThreshold: 1000}))
+	allowed := 0
+	const rounds = 5
+	for range rounds {
+		_, _ = get(t, rt, "http://crawled.test/")
+		for _, other := range []string{"http://b.test/", "http://c.test/", "http://d.test/"} {
+			_, _ = get(t, rt, other)
+		}
+		require.False(t, rt.Tracked("crawled.test"), "the bound forgot the host before its retry")
+		for range 3 {
+			if rt.AllowRetry(mustRequest(t, http.MethodGet, "http://crawled.test/")) {
+				allowed++
+			}
+		}
+		st := rt.Status("crawled.test").Total
+		assert.Equal(t, uint64(1), st.Retries, "its floor, counted")
+		assert.Equal(t, uint64(2), st.RetriesDenied)
+	}
+	assert.Equal(t, rounds, allowed, "one retry per return: the floor, not every retry asked")
 }
 
 // Without RetryBudget, AllowRetry still asks the circuit and counts

@@ -279,7 +279,7 @@ func TestConcurrencySimulationClosedLoop(t *testing.T) {
 	assert.True(t, a[slower].recovered >= 0 && a[slower].recovered <= 5*time.Second, "adaptive: near the knee within 5s of the slowdown, took %v", a[slower].recovered)
 	assert.GreaterOrEqual(t, a[slower].inBand, 0.6, "adaptive: and mostly there after it (the saw's top overshoots)")
 	assert.GreaterOrEqual(t, a[slower].goodput, 0.9, "adaptive, a 2x pool through the slowdown: goodput")
-	assert.True(t, a[busy].recovered >= 0 && a[busy].recovered <= 4*time.Second,
+	assert.True(t, a[busy].recovered >= 0 && a[busy].recovered <= time.Second,
 		"adaptive: a limit first measured on a busy host finds the knee once the others leave, took %v", a[busy].recovered)
 	assert.LessOrEqual(t, a[busy].p50, service*3/2, "adaptive, a 5x pool once the busy host is its own: p50")
 	assert.GreaterOrEqual(t, a[busy].goodput, 0.9, "adaptive, a 5x pool once the busy host is its own: goodput (its 503s at once are no latency)")

@@ -164,14 +164,14 @@ func TestLimitersRealTimePools(t *testing.T) {
 		limit.title = fmt.Sprintf("limit (the knee: %d calls in flight; higher values along the top)", workers)
 		limit.ceiling = 5 * workers
 		inFlight.title = "calls in flight"
-		p50.title = fmt.Sprintf("p50 latency, ms, per 100ms (service time %v)", service)
+		p50.title = fmt.Sprintf("p50 latency of successful calls, ms, per 100ms (service time %v)", service)
 		for i, r := range runs {
 			name, color := limiterContenders[i].name, plotColors[i%len(plotColors)]
 			at, v := series(r.trace)
 			limit.lines = append(limit.lines, plotLine{name, color, at, v})
 			at, v = series(r.inFlight)
 			inFlight.lines = append(inFlight.lines, plotLine{name, color, at, v})
-			at, v = p50Series(r.answered, r.latencies, length, 100*time.Millisecond)
+			at, v = p50Series(r.answered, r.latencies, r.ok, length, 100*time.Millisecond)
 			p50.lines = append(p50.lines, plotLine{name, color, at, v})
 		}
 		var marks []time.Duration

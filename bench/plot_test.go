@@ -136,12 +136,12 @@ func series(tr knee.Trace) ([]time.Duration, []float64) {
 	return tr.At, values
 }
 
-// p50Series is the median latency, in milliseconds, of the answers that
-// came in each step of time.
-func p50Series(answered, latencies []time.Duration, length, step time.Duration) ([]time.Duration, []float64) {
+// p50Series is the median latency, in milliseconds, of the successful
+// answers that came in each step of time.
+func p50Series(answered, latencies []time.Duration, ok []bool, length, step time.Duration) ([]time.Duration, []float64) {
 	buckets := make([][]time.Duration, int(length/step)+1)
 	for i, at := range answered {
-		if b := int(at / step); b < len(buckets) {
+		if b := int(at / step); b < len(buckets) && ok[i] {
 			buckets[b] = append(buckets[b], latencies[i])
 		}
 	}
