@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -378,6 +380,238 @@ func TestAdaptiveLimitGrowsOnBodylessAnswers(t *testing.T) {
 				}
 				assert.GreaterOrEqual(t, rt.Status(key).Limit, 6, "a fully used limit grows")
 				assert.Zero(t, rt.Status(key).InFlight)
+			})
+		})
+	}
+}
+
+// poolHost is a loopback server with a capacity knee on a fake clock: the
+// test's driver answers, at each 10ms step, the workers oldest waiting
+// calls; past queueLimit waiting it answers 503 at once. It records how many steps each of the Transport's calls waited
+// (other clients' calls carry an X-Other header).
+type poolHost struct {
+	queueLimit int
+	mu         sync.Mutex
+	queue      []chan struct{}
+	entered    chan struct{} // a call reached the server
+	waits      []poolWait
+	step       int
+}
+
+// poolWait is one answered call: the step it came at, and how many steps
+// it waited (1 for none).
+type poolWait struct{ at, steps int }
+
+func (h *poolHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	answer := make(chan struct{})
+	h.mu.Lock()
+	if len(h.queue) >= h.queueLimit {
+		h.mu.Unlock()
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	h.queue = append(h.queue, answer)
+	arrived := h.step
+	h.mu.Unlock()
+	h.entered <- struct{}{}
+	<-answer
+	if r.Header.Get("X-Other") == "" {
+		h.mu.Lock()
+		h.waits = append(h.waits, poolWait{arrived, h.step - arrived})
+		h.mu.Unlock()
+	}
+	_, _ = io.WriteString(w, "ok")
+}
+
+// answer moves to the next step and answers up to n waiting calls,
+// returning how many.
+func (h *poolHost) answer(n int) int {
+	h.mu.Lock()
+	h.step++
+	n = min(n, len(h.queue))
+	answered := h.queue[:n]
+	h.queue = h.queue[n:]
+	h.mu.Unlock()
+	for _, a := range answered {
+		close(a)
+	}
+	return n
+}
+
+// served counts the Transport's answered calls that came at or after step
+// from.
+func (h *poolHost) served(from int) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, w := range h.waits {
+		if w.at >= from {
+			n++
+		}
+	}
+	return n
+}
+
+// medianWait is the median wait of the Transport's calls that came at or
+// after step from.
+func (h *poolHost) medianWait(from int) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var waits []int
+	for _, w := range h.waits {
+		if w.at >= from {
+			waits = append(waits, w.steps)
+		}
+	}
+	if len(waits) == 0 {
+		return -1
+	}
+	slices.Sort(waits)
+	return waits[len(waits)/2]
+}
+
+// A worker pool as users run one, through http.Client and net/http's
+// transport, HTTP/1.1 and HTTP/2: 50 callers in a closed loop, each sending
+// its next call when the last is answered (and one step after a refusal),
+// against a host of 10 workers serving a call per 10ms step. The limit
+// measured the queue as unloaded and stayed at 100, twice the pool,
+// refusing nothing while every call waited five steps; now it finds the
+// knee: a limit near 10, calls refused, and a served call's median wait
+// one step, the service time. And when the process starts, at step 20,
+// against a host that 30 other callers (no limit) keep queueing until step
+// 100, past 40 waiting answering 503 at once, the limit takes no latency
+// from those 503s (it took them for an unloaded latency of nothing, and
+// sat at the floor, 1, until step 290), and once the others leave the host
+// serves the pool at its capacity.
+func TestAdaptiveLimitFindsTheKneeOfAWorkerPool(t *testing.T) {
+	const workers, callers, steps = 10, 50, 400
+	var current atomic.Pointer[poolHost]
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { current.Load().ServeHTTP(w, r) })
+	for _, c := range []struct {
+		name                       string
+		others, othersUntil, start int
+	}{{"a pool from the start", 0, 0, 0}, {"a host busy at the start", 30, 100, 20}} {
+		t.Run(c.name, func(t *testing.T) {
+			overProtocols(t, handler, func(t *testing.T, srv *httptest.Server, base *http.Transport) {
+				host := &poolHost{queueLimit: 4 * workers, entered: make(chan struct{}, callers+c.others)}
+				current.Store(host)
+				clock := newClock()
+				client, rt, err := httpbreaker.NewClient(&http.Client{Transport: base}, httpbreaker.WithClock(clock.Now),
+					httpbreaker.WithPolicy(httpbreaker.Policy{AdaptiveConcurrency: true, FailureThreshold: 1 << 20}))
+				require.NoError(t, err)
+				key := srv.Listener.Addr().String()
+				var stop atomic.Bool
+				var tick atomic.Pointer[chan struct{}]
+				first := make(chan struct{})
+				tick.Store(&first)
+				refused := make(chan struct{}, callers) // a caller waits for the next step
+				left := make(chan struct{}, c.others)   // another client's caller left
+				othersGo := func() bool {
+					host.mu.Lock()
+					defer host.mu.Unlock()
+					return host.step < c.othersUntil
+				}
+				var wg sync.WaitGroup
+				for range c.others {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						other := &http.Client{Transport: base}
+						for othersGo() && !stop.Load() {
+							req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+							req.Header.Set("X-Other", "1")
+							next := *tick.Load()
+							resp, err := other.Do(req)
+							if !assert.NoError(t, err) {
+								break
+							}
+							_, _ = io.Copy(io.Discard, resp.Body)
+							_ = resp.Body.Close()
+							if resp.StatusCode == http.StatusServiceUnavailable {
+								refused <- struct{}{}
+								<-next
+							}
+						}
+						left <- struct{}{}
+					}()
+				}
+				begin := make(chan struct{}) // the Transport's callers start at step c.start
+				for range callers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						<-begin
+						for !stop.Load() {
+							next := *tick.Load()
+							resp, err := client.Get(srv.URL)
+							switch {
+							case errors.Is(err, httpbreaker.ErrOverloaded):
+								refused <- struct{}{}
+								<-next
+							case assert.NoError(t, err):
+								_, _ = io.Copy(io.Discard, resp.Body)
+								_ = resp.Body.Close()
+								if resp.StatusCode == http.StatusServiceUnavailable {
+									refused <- struct{}{}
+									<-next
+								}
+							default:
+								return
+							}
+						}
+					}()
+				}
+				// step ends a step: the refused callers go on, then the host
+				// answers (the tick first, so that an answered caller refused
+				// next waits for the next step).
+				step := func() int {
+					next := make(chan struct{})
+					close(*tick.Swap(&next))
+					return host.answer(workers)
+				}
+				settling := c.others // callers yet to park in the server, behind a refusal, or leave
+				for i := range steps {
+					if i == c.start {
+						close(begin)
+						settling += callers
+					}
+					waiting := 0
+					for ; settling > 0; settling-- {
+						select {
+						case <-host.entered:
+						case <-left:
+						case <-refused:
+							waiting++
+						case <-time.After(time.Minute): // a guard, not a wait: every caller parks at once
+							require.FailNow(t, "a caller neither reached the server nor was refused")
+						}
+					}
+					clock.Advance(10 * time.Millisecond)
+					settling = step() + waiting
+				}
+				st := rt.Status(key)
+				stop.Store(true)
+				done := make(chan struct{})
+				go func() { wg.Wait(); close(done) }()
+				for stopped := false; !stopped; {
+					host.answer(callers + c.others)
+					next := make(chan struct{})
+					close(*tick.Swap(&next))
+					select {
+					case <-done:
+						stopped = true
+					case <-host.entered:
+					case <-refused:
+					case <-left:
+					}
+				}
+
+				from := max(c.start, c.othersUntil) // the host is the Transport's own
+				assert.GreaterOrEqual(t, float64(host.served(from)), 0.9*workers*float64(steps-from),
+					"goodput: the host's capacity since it is the Transport's own")
+				assert.LessOrEqual(t, st.Limit, 2*workers, "the limit found the knee")
+				assert.Positive(t, st.Total.Shed, "over the knee, calls are refused")
+				assert.LessOrEqual(t, host.medianWait(steps-100), 1, "a served call's median wait at the end: the service time")
 			})
 		})
 	}
