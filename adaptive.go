@@ -49,10 +49,11 @@ import (
 //     goes back to where the run of cuts began.
 //   - Every probeEvery unloaded latencies (±25%), a binding window that
 //     did not queue starts a probe: the limit steps down by a quarter a
-//     window while the latency falls and the throughput holds (a queue
-//     was in noLoad: other clients' when the limit first measured the
-//     host, say, since drained), then lands on the throughput times the
-//     lowest latency seen, or back where it was if none was lower. Only
+//     window while the latency falls with it (a queue was in noLoad:
+//     other clients' when the limit first measured the host, say, since
+//     drained), then lands on the throughput times the lowest latency
+//     seen, probing again at once, or back where it was if none was lower;
+//     a latency falling well below noLoad starts one at once too. Only
 //     this can see a noLoad taken too high: at a limit that holds the
 //     latency at noLoad, every window looks unqueued.
 //
@@ -217,7 +218,7 @@ func (l *adaptiveLimit) close(s *shared, now, answers int64) {
 		mean = w.sum / int64(w.timed)
 	}
 	if l.probe.depth > 0 {
-		l.probed(s, now, w, mean, answers)
+		l.probed(s, now, w, mean)
 		return
 	}
 	l.measure(w, now, answers)
@@ -295,30 +296,35 @@ func (l *adaptiveLimit) startProbe(s *shared, now, mean int64) {
 	l.set(s, now, l.estimate*probeStep)
 }
 
-// probed judges a probe's window w, closed at now with mean latency when
-// answers had been counted. A latency that fell with the calls in flight
-// was partly a queue: it is the new noLoad, and while the host still
-// serves nine tenths of its throughput (it is still saturated) the probe
-// steps down again. Then the limit is what the host serves without a queue at
-// the new noLoad (Little's law), or, if the latency did not fall, what it
-// was before the probe.
-func (l *adaptiveLimit) probed(s *shared, now int64, w latencyWindow, mean, answers int64) {
+// probed judges a probe's window w, closed at now with mean latency. A
+// latency that fell with the calls in flight, by more than tolerance, was
+// partly a queue (at a saturated host latency follows the calls in flight;
+// at its knee or under it, it holds): it is the new noLoad, and the probe
+// steps down again. Then the limit is what the host serves without a queue
+// at the new noLoad (Little's law) and the next probe comes at once, there
+// may be more queue to find; or, if the latency did not fall, the limit
+// goes back where it was. (The throughput of a window this short is too
+// noisy to judge by: the latency says it.)
+func (l *adaptiveLimit) probed(s *shared, now int64, w latencyWindow, mean int64) {
 	p := &l.probe
-	rate := float64(answers-w.answered) / float64(max(now-w.opened, 1))
 	if !w.overloaded && w.timed > 0 && float64(mean)*tolerance < float64(p.mean) {
 		l.noLoad = min(l.noLoad, max(mean, 1))
-		if rate >= 0.9*p.rate && p.depth < probeDepth && l.estimate*probeStep >= float64(s.policy.MinConcurrent) {
+		if p.depth < probeDepth && l.estimate*probeStep >= float64(s.policy.MinConcurrent) {
 			p.depth, p.mean = p.depth+1, mean
 			l.set(s, now, l.estimate*probeStep)
 			return
 		}
 	}
 	target := p.from
-	if l.noLoad < p.noLoad {
+	found := l.noLoad < p.noLoad
+	if found {
 		target = min(target, p.rate*float64(l.noLoad)*headroom)
 	}
 	l.probe, l.used, l.stuck = probe{}, false, 0
 	l.set(s, now, target)
+	if found {
+		l.nextProbe = now
+	}
 }
 
 // scheduleProbe sets when the next probe may start: probeEvery unloaded
