@@ -95,9 +95,12 @@ type Policy struct {
 	// AdaptiveConcurrency makes each host's cap on calls in flight follow
 	// its latency, from admission to response headers: the limit grows
 	// while latency stays near the host's unloaded latency and falls when
-	// latency rises, the sign of calls queueing (see the adaptive limit in
-	// docs/overload.md). A call over the limit is refused at once with
-	// ErrOverloaded, as under MaxConcurrent, which is then the ceiling.
+	// latency rises, the sign of calls queueing; now and then it steps
+	// down to check the unloaded latency it knows (see the adaptive limit
+	// in docs/overload.md: open-loop traffic, worker pools, a host that
+	// slows down for good or is busy when the process starts). A call over
+	// the limit is refused at once with ErrOverloaded, as under
+	// MaxConcurrent, which is then the ceiling.
 	AdaptiveConcurrency bool
 	// MinConcurrent is the adaptive limit's floor. 0 means 1; at most
 	// the ceiling. Needs AdaptiveConcurrency.
