@@ -12,8 +12,13 @@ const evictionSample = 64
 // it could. The bound holds at every instant: a victim whose state changed
 // since it was picked is picked again, a few times, rather than added past.
 // Requires r.mu held.
-func (r *registry) makeRoom() bool {
-	for attempt := 0; r.max > 0 && r.evictable >= r.max; attempt++ {
+func (r *registry) makeRoom() bool { return r.fit(1) }
+
+// fit forgets hosts until room more fit under max, and reports whether it
+// could: makeRoom's, for a new host, and ClearState's, whose isolated host
+// counts against the bound again (room 0). Requires r.mu held.
+func (r *registry) fit(room int) bool {
+	for attempt := 0; r.max > 0 && r.evictable+room > r.max; attempt++ {
 		forgot, candidates := r.evict()
 		if candidates == 0 || forgot == 0 && attempt >= maxEvictionAttempts {
 			return false

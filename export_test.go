@@ -22,3 +22,22 @@ func SetControlsSeen(seen bool) (was bool) { return controlsSeen.Swap(seen) }
 // SetRandom replaces the throttle's random draws, for tests that decide
 // which call a given probability refuses.
 func SetRandom(t *Transport, random func() float64) { t.s.random = random }
+
+// Evictable counts, in one consistent look under the registry's lock, the
+// tracked hosts that are not isolated: those WithMaxHosts bounds.
+func Evictable(t *Transport) int {
+	t.hosts.mu.Lock()
+	defer t.hosts.mu.Unlock()
+	n := 0
+	for _, b := range t.hosts.readMap() {
+		if !b.forgotten.Load() && !b.isolated {
+			n++
+		}
+	}
+	for _, b := range t.hosts.dirty {
+		if !b.isolated {
+			n++
+		}
+	}
+	return n
+}

@@ -544,3 +544,71 @@ func TestWithKeyFunc(t *testing.T) {
 	assert.Contains(t, err.Error(), "no host")
 	assert.Equal(t, calls, base.calls.Load(), "nothing sent")
 }
+
+// A cleared isolation counts against the bound again. With the bound full
+// it made one host too many, until some later admission evicted: Snapshot
+// listed five hosts under WithMaxHosts(4), none isolated.
+func TestClearingAnIsolationAtAFullBoundMakesRoom(t *testing.T) {
+	rt := newTransport(t, failingHosts(), httpbreaker.WithMaxHosts(4))
+	for i := range 4 {
+		_, _ = get(t, rt, hostURL(i))
+	}
+	rt.Isolate("iso.test")
+	require.Len(t, rt.Snapshot(), 5, "an isolation beyond the bound")
+	rt.ClearState("iso.test")
+	assert.Len(t, rt.Snapshot(), 4)
+	assert.Equal(t, 4, httpbreaker.Evictable(rt))
+}
+
+// The bound holds at every instant while isolations and clears storm
+// beside traffic that keeps the bound full: one consistent look at the
+// registry at a time never finds more hosts than the bound that are not
+// isolated (each cleared isolation added one, for good: no new host came
+// to evict).
+func TestMaxHostsHoldsUnderIsolationsAndClears(t *testing.T) {
+	const limit = 6
+	rt := newTransport(t, failingHosts(), httpbreaker.WithMaxHosts(limit))
+	var over atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the watcher
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if httpbreaker.Evictable(rt) > limit {
+				over.Add(1)
+			}
+		}
+	}()
+	var workers sync.WaitGroup
+	for g := range 4 {
+		workers.Add(2)
+		go func() { // traffic, to the bound's worth of hosts
+			defer workers.Done()
+			for i := range 400 {
+				_, _ = get(t, rt, hostURL(i%limit))
+			}
+		}()
+		go func() { // operators, on hosts of their own and the traffic's
+			defer workers.Done()
+			for i := range 400 {
+				host := hostURL(100 + g*10 + i%10)
+				if i%5 == 0 {
+					host = hostURL(i % limit)
+				}
+				rt.Isolate(host)
+				rt.ClearState(host)
+			}
+		}()
+	}
+	workers.Wait()
+	close(stop)
+	wg.Wait()
+	assert.Zero(t, over.Load(), "looks over the bound")
+	assert.LessOrEqual(t, httpbreaker.Evictable(rt), limit)
+}

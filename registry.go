@@ -140,7 +140,10 @@ func (r *registry) isolate(key string, s *shared) *breaker {
 }
 
 // clear closes b's circuit and ends its isolation, if any. With fleet set,
-// only a circuit that is not closed changes (the fleet's closing).
+// only a circuit that is not closed changes (the fleet's closing). A host
+// whose isolation ends counts against the bound again: if the bound is
+// full, eviction makes room at once — b itself may be the one forgotten,
+// which leaves it as ClearState would, closed with fresh counts.
 func (r *registry) clear(b *breaker, s *shared, fleet bool) {
 	if !fleet {
 		b.clearRules(s) // ClearState forgets what the rules learned too
@@ -148,6 +151,7 @@ func (r *registry) clear(b *breaker, s *shared, fleet bool) {
 	r.mu.Lock()
 	if b.clear(s, fleet) && !b.forgotten.Load() {
 		r.evictable++
+		r.fit(0) // fails only when every other host holds concurrency slots
 	}
 	r.mu.Unlock()
 	b.flush(s)
