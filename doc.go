@@ -94,14 +94,13 @@
 //     controls for the requests the program authorizes.
 //   - github.com/httpbreaker/httpbreaker/redisstore: a [Store] over Redis, one
 //     breaker per host for a whole fleet (a module of its own).
-//   - github.com/httpbreaker/httpbreaker/integrations/retryhttp: a CheckRetry
-//     for go-retryablehttp that stops at a refusal (a module of its own).
+//   - github.com/httpbreaker/httpbreaker/integrations/retryhttp: a
+//     go-retryablehttp client whose retries stop at a refusal and come out
+//     of the host's retry budget (a module of its own).
 //   - github.com/httpbreaker/httpbreaker/integrations/breakermetrics: a
 //     Prometheus collector (a module of its own).
 //   - github.com/httpbreaker/httpbreaker/integrations/breakerotel:
 //     OpenTelemetry metrics, on the metric API alone (a module of its own).
-//   - bench: side-by-side benchmarks against gobreaker, failsafe-go, resty and
-//     hystrix-go (a module of its own, never imported).
 //
 // # Concurrency and cost
 //

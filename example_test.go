@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,8 +28,8 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
+	defer rt.Close()
 	client := &http.Client{Transport: rt, Timeout: 5 * time.Second}
-	defer client.CloseIdleConnections()
 
 	for i := 1; i <= 4; i++ {
 		resp, err := client.Get(upstream.URL + "/menu")
@@ -50,19 +52,26 @@ func Example() {
 	// open: true
 }
 
-// The seed's "last successfully fetched menu": while the circuit is open, a
-// fallback answers with the last good body instead of an error.
+// The last good answer while the host is down: while the circuit is open,
+// a fallback answers with the last good body instead of an error. The body
+// is kept behind a lock: a server's handlers fetch, and the fallback
+// reads, at once. (WithStaleIfError keeps every last good response for
+// you; this is the hand-made one.)
 func ExampleWithFallback() {
+	var mu sync.Mutex
 	var lastGood string // the app records it after each good fetch
 	fallback := func(req *http.Request, err error) (*http.Response, error) {
-		if lastGood == "" {
+		mu.Lock()
+		body := lastGood
+		mu.Unlock()
+		if body == "" {
 			return nil, err
 		}
 		return &http.Response{
 			StatusCode: http.StatusOK,
 			Status:     "200 OK (stale)",
 			Header:     http.Header{"Warning": {`110 - "Response is Stale"`}},
-			Body:       io.NopCloser(strings.NewReader(lastGood)),
+			Body:       io.NopCloser(strings.NewReader(body)),
 			Request:    req,
 		}, nil
 	}
@@ -75,10 +84,13 @@ func ExampleWithFallback() {
 		io.WriteString(w, "soup, bread")
 	}))
 	defer upstream.Close()
-	rt, _ := httpbreaker.New(nil, httpbreaker.WithFallback(fallback),
+	rt, err := httpbreaker.New(nil, httpbreaker.WithFallback(fallback),
 		httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rt.Close()
 	client := &http.Client{Transport: rt}
-	defer client.CloseIdleConnections()
 
 	fetch := func() {
 		resp, err := client.Get(upstream.URL)
@@ -89,7 +101,9 @@ func ExampleWithFallback() {
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode == http.StatusOK && resp.Header.Get("Warning") == "" {
+			mu.Lock()
 			lastGood = string(body)
+			mu.Unlock()
 		}
 		fmt.Printf("%s: %q\n", resp.Status, body)
 	}
@@ -135,8 +149,8 @@ func ExampleFallback() {
 	if err != nil {
 		panic(err)
 	}
+	defer rt.Close()
 	client := &http.Client{Transport: rt}
-	defer client.CloseIdleConnections()
 	call := func() {
 		resp, err := client.Get(upstream.URL)
 		if err != nil {
@@ -193,12 +207,14 @@ func ExampleClassifier() {
 		return httpbreaker.Success
 	}
 	rt, err := httpbreaker.New(nil, httpbreaker.WithClassifier(serverTrouble))
-	fmt.Println(rt != nil, err)
+	if err != nil {
+		panic(err)
+	}
+	defer rt.Close()
 	for _, code := range []int{200, 404, 408, 429, 502} {
 		fmt.Println(code, serverTrouble(&http.Response{StatusCode: code}, nil))
 	}
 	// Output:
-	// true <nil>
 	// 200 success
 	// 404 success
 	// 408 failure
@@ -229,8 +245,8 @@ func ExampleWithOnStateChange() {
 	if err != nil {
 		panic(err)
 	}
+	defer rt.Close()
 	client := &http.Client{Transport: rt}
-	defer client.CloseIdleConnections()
 	get := func() error {
 		resp, err := client.Get(kitchen.URL + "/menu")
 		if err == nil {
@@ -283,8 +299,8 @@ func ExamplePolicy() {
 	if err != nil {
 		panic(err)
 	}
+	defer rt.Close()
 	client := &http.Client{Transport: rt}
-	defer client.CloseIdleConnections()
 	for i := 1; i <= 25; i++ {
 		resp, err := client.Get(inventory.URL + "/items")
 		var open *httpbreaker.OpenError
@@ -321,7 +337,6 @@ func ExampleNewClient() {
 		panic(err)
 	}
 	defer rt.Close()
-	defer client.CloseIdleConnections()
 	for _, path := range []string{"/orders", "/missing", "/missing", "/missing"} {
 		resp, err := client.Post(upstream.URL+path, "application/json", strings.NewReader("{}"))
 		if err != nil {
@@ -353,7 +368,7 @@ func ExampleWithKey() {
 	if err != nil {
 		panic(err)
 	}
-	defer rt.CloseIdleConnections()
+	defer rt.Close()
 	call := func(ctx context.Context, tenant string) string {
 		req, _ := http.NewRequestWithContext(httpbreaker.WithKey(ctx, "tenant-"+tenant), http.MethodGet, upstream.URL, nil)
 		req.Header.Set("X-Tenant", tenant)
@@ -394,7 +409,7 @@ func ExamplePolicy_maxConcurrent() {
 	if err != nil {
 		panic(err)
 	}
-	defer client.CloseIdleConnections()
+	defer rt.Close()
 
 	download, err := client.Get(upstream.URL) // headers in, body still coming: it holds the slot
 	if err != nil {
@@ -446,7 +461,7 @@ func ExamplePolicy_adaptiveConcurrency() {
 	if err != nil {
 		panic(err)
 	}
-	defer client.CloseIdleConnections()
+	defer rt.Close()
 	get := func() {
 		resp, err := client.Get(upstream.URL)
 		if err != nil {
@@ -482,8 +497,8 @@ func ExampleTransport_AllowRetry() {
 	if err != nil {
 		panic(err)
 	}
+	defer rt.Close()
 	client := &http.Client{Transport: rt}
-	defer client.CloseIdleConnections()
 
 	for range 10 { // ten calls, each retried up to 3 times while the budget allows
 		for attempt := 0; ; attempt++ {

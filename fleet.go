@@ -115,13 +115,19 @@ type fleet struct {
 	closeOnce   sync.Once
 }
 
-// Close unsubscribes the Transport from its Store, if it has one: it no
-// longer hears the fleet, and its own circuits go on locally. Requests
-// still work; Close is safe to call more than once. It does not close the
-// Store, which may serve other Transports.
+// Close releases what the Transport holds of its own: it unsubscribes from
+// its Store, if it has one (it no longer hears the fleet, and its circuits
+// go on locally), and closes the idle connections of the pooled transport
+// New made for a nil base. Requests still work (a new connection is
+// dialled); Close is safe to call more than once. It closes neither the
+// Store, which may serve other Transports, nor a base you passed to New:
+// those stay yours (CloseIdleConnections reaches a base's idle connections).
 func (t *Transport) Close() error {
 	if t.fleet != nil {
 		t.fleet.closeOnce.Do(t.fleet.unsubscribe)
+	}
+	if t.owned {
+		t.CloseIdleConnections()
 	}
 	return nil
 }

@@ -60,12 +60,12 @@ type HostStatus struct {
 	// (Policy.Throttle), shared out by Criticality; 0 when off or not
 	// closed.
 	Throttle float64 `json:"throttle,omitzero"`
-	// InFlight is how many calls hold a slot now; counted only when
-	// Policy.MaxConcurrent is set.
+	// InFlight is how many calls hold a slot now; counted only under a
+	// cap, Policy.MaxConcurrent or Policy.AdaptiveConcurrency.
 	InFlight int `json:"in_flight,omitzero"`
 	// Limit is the cap on calls in flight now: MaxConcurrent when
-	// static, the adaptive limit under AdaptiveConcurrency, 0 when
-	// uncapped.
+	// static, the adaptive limit under AdaptiveConcurrency (for a host
+	// not called yet, the ceiling its first call meets), 0 when uncapped.
 	Limit int `json:"limit,omitzero"`
 	// Shedding is set while a closed circuit refuses calls for overload:
 	// one was refused within the last Window (10s without one). Such a
@@ -82,7 +82,11 @@ type HostStatus struct {
 // Isolation always takes effect: isolated hosts do not count against
 // [WithMaxHosts], so they are bounded only by what the program isolates
 // (the statuspage package isolates only hosts already tracked).
-// Listeners hear the transition, and the one ClearState makes.
+// Listeners hear the transition, and the one ClearState makes. An argument
+// that names no host — "", or one no request could have — names no
+// circuit: Isolate changes nothing, deliberately (there is nothing to
+// refuse), and Tracked(host) stays false; check it where the host comes
+// from an operator.
 func (t *Transport) Isolate(host string) {
 	if t.base == nil {
 		return // not made by New

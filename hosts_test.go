@@ -612,3 +612,15 @@ func TestMaxHostsHoldsUnderIsolationsAndClears(t *testing.T) {
 	assert.Zero(t, over.Load(), "looks over the bound")
 	assert.LessOrEqual(t, httpbreaker.Evictable(rt), limit)
 }
+
+// Isolate("") names no circuit: it changes nothing, deliberately, and
+// says so through Tracked; ClearState("") likewise. Neither panics.
+func TestIsolateOfNoHostChangesNothing(t *testing.T) {
+	rt := newTransport(t, failingHosts())
+	for _, host := range []string{"", "http://", "://"} {
+		rt.Isolate(host)
+		assert.False(t, rt.Tracked(host), "%q", host)
+		rt.ClearState(host)
+	}
+	assert.Empty(t, rt.Snapshot())
+}

@@ -8,7 +8,8 @@ import (
 
 // Policy sets when a host's circuit opens and how it recovers. Its zero value
 // is the default policy; each zero field means the default its comment names.
-// A negative value is an error from [New].
+// A negative value is an error from [New], and so is a duration under a
+// millisecond other than 0.
 type Policy struct {
 	// FailureThreshold is the number of consecutive failures that opens the
 	// circuit. 0 means 5.
@@ -170,6 +171,11 @@ func (p Policy) withDefaults() Policy {
 	return p
 }
 
+// minDuration is the shortest duration a Policy field may hold: shorter
+// ones are below what a clock, a network or a rule can tell apart, and are
+// most often a bare number taken for seconds (Window: 5 is 5ns).
+const minDuration = time.Millisecond
+
 // validate reports the first field of p that is out of range, by name.
 func (p Policy) validate() error {
 	counts := []struct {
@@ -200,8 +206,9 @@ func (p Policy) validate() error {
 		{"MaxRetryAfter", p.MaxRetryAfter},
 	}
 	for _, d := range durations {
-		if d.value < 0 {
-			return fmt.Errorf("httpbreaker: Policy.%s is %v, want 0 (off or default) or more", d.name, d.value)
+		if d.value < 0 || d.value > 0 && d.value < minDuration {
+			return fmt.Errorf("httpbreaker: Policy.%s is %v, want 0 (off or default) or at least %v: "+
+				"a duration in nanoseconds (a bare 5 is 5ns) means nothing here", d.name, d.value, minDuration)
 		}
 	}
 	if !(p.FailureRatio >= 0 && p.FailureRatio <= 1) { // NaN fails both

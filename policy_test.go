@@ -285,6 +285,12 @@ func TestNewRejectsBadPolicies(t *testing.T) {
 		{httpbreaker.Policy{Window: time.Second, Throttle: 1.5, MaxThrottle: math.NaN()}, "MaxThrottle"},
 		{httpbreaker.Policy{MaxThrottle: 0.5}, "MaxThrottle"}, // needs Throttle
 		{httpbreaker.Policy{MaxConcurrent: -1}, "MaxConcurrent"},
+		// durations too short to mean anything: a bare number is nanoseconds
+		{httpbreaker.Policy{Window: 5}, "Window"},
+		{httpbreaker.Policy{ResetTimeout: 30}, "ResetTimeout"},
+		{httpbreaker.Policy{SlowCall: time.Microsecond}, "SlowCall"},
+		{httpbreaker.Policy{ResetTimeout: time.Millisecond, MaxResetTimeout: 999 * time.Microsecond}, "MaxResetTimeout"},
+		{httpbreaker.Policy{MaxRetryAfter: 60}, "MaxRetryAfter"},
 	}
 	for _, tt := range tests {
 		_, err := httpbreaker.New(nil, httpbreaker.WithPolicy(tt.policy))
@@ -302,6 +308,7 @@ func TestNewRejectsBadPolicies(t *testing.T) {
 		{RetryBudget: 0.2}, // alone
 		{Window: time.Second, Throttle: 2, FailureRatio: 0.8, MaxThrottle: 1},
 		{MaxConcurrent: 1},
+		{Window: time.Millisecond, ResetTimeout: time.Millisecond, SlowCall: time.Millisecond}, // the shortest
 	} {
 		_, err := httpbreaker.New(nil, httpbreaker.WithPolicy(ok))
 		assert.NoError(t, err, "%+v", ok)

@@ -1,10 +1,12 @@
 package httpbreaker
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"reflect"
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
@@ -19,6 +21,7 @@ import (
 // operations: no lock shared across hosts, no clock read, no allocation.
 type Transport struct {
 	base     http.RoundTripper
+	owned    bool // base is the pool New made: Close closes its idle connections
 	s        shared
 	classify Classifier
 	methods  methodTable
@@ -33,9 +36,13 @@ var _ http.RoundTripper = (*Transport)(nil)
 
 // New returns a Transport that sends requests through base; a nil base means
 // go-cleanhttp's pooled transport (like http.DefaultTransport, but not
-// shared with the rest of the program). New fails on a nil option, an option
-// given an unusable value, or a [Policy] with a field out of range; the
-// error names what is wrong.
+// shared with the rest of the program), which the Transport owns: [Transport.Close]
+// closes its idle connections. A base you pass stays yours to close. New
+// fails on a nil option, an option given an unusable value, a [Policy] with
+// a field out of range, a nil pointer or func as base (a nil
+// *http.Transport would panic at the first request), and a base that is a
+// *Transport already (every call would count twice: give New that
+// Transport's base, or use it as it is); the error names what is wrong.
 func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 	methods, err := newMethodTable(DefaultMethods)
 	if err != nil {
@@ -53,13 +60,18 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 	if err := c.policy.validate(); err != nil {
 		return nil, err
 	}
-	if base == nil {
+	if err := checkBase(base); err != nil {
+		return nil, err
+	}
+	owned := base == nil
+	if owned {
 		base = cleanhttp.DefaultPooledTransport()
 	}
 	policy := c.policy.withDefaults()
 	sheds := policy.Throttle > 0 || policy.MaxConcurrent > 0
 	t := &Transport{
-		base: base,
+		base:  base,
+		owned: owned,
 		s: shared{
 			policy:    policy,
 			now:       c.now,
@@ -97,17 +109,33 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 	return t, nil
 }
 
+// checkBase refuses a base that would fail later: a nil pointer or func
+// (a typed nil in the interface, which the nil check misses), or a
+// Transport, which would put a breaker in front of a breaker.
+func checkBase(base http.RoundTripper) error {
+	if base == nil {
+		return nil
+	}
+	if _, ok := base.(*Transport); ok {
+		return errors.New("httpbreaker: the base is a *httpbreaker.Transport already: every call would count twice; " +
+			"give New that Transport's base, or use it as it is")
+	}
+	if v := reflect.ValueOf(base); (v.Kind() == reflect.Pointer || v.Kind() == reflect.Func) && v.IsNil() {
+		return fmt.Errorf("httpbreaker: the base is a nil %T: pass nil itself for the default pooled transport", base)
+	}
+	return nil
+}
+
 // RoundTrip sends req through the base transport unless the circuit of its
 // host, or a rule of its policy, refuses it; see the package documentation
 // for the rules. Whatever happens, the request body is closed and the
 // request is left unchanged.
 //
-// It reads as the sequence it follows: the key's host; its circuit; each
-// rule the policy turns on (the throttle, the concurrency cap and its
-// adaptive limit), each in a file of its own; the send; the verdict,
-// counted by the circuit and then by each rule; the fleet; the stale
-// cache. The retry budget is not on this path: AllowRetry asks it
-// (budget.go).
+// It follows a fixed sequence: the key's host; its circuit; each rule the
+// policy turns on (the throttle, the concurrency cap and its adaptive
+// limit); the send; the verdict, counted by the circuit and then by each
+// rule; the fleet; the stale cache. The retry budget is not on this path:
+// [Transport.AllowRetry] asks it.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req == nil {
 		return nil, errNilRequest
@@ -355,7 +383,8 @@ func (t *Transport) refuse(req *http.Request, b *breaker, refused error) (*http.
 // NewClient returns a copy of base — its Timeout, Jar and CheckRedirect
 // kept — whose transport is a new Transport over base's (a nil base, or a
 // nil base.Transport, means httpbreaker's default, see [New]), and that
-// Transport, for inspection and Close. base itself is never changed.
+// Transport, for inspection and Close. base itself is never changed. A
+// base whose Transport is a *Transport already is an error, as for New.
 func NewClient(base *http.Client, opts ...Option) (*http.Client, *Transport, error) {
 	var client http.Client
 	if base != nil {

@@ -3,7 +3,9 @@ package httpbreaker_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -215,7 +217,8 @@ func TestCloseIdleConnectionsIsForwarded(t *testing.T) {
 	rt := newTransport(t, base)
 	(&http.Client{Transport: rt}).CloseIdleConnections()
 	assert.Equal(t, 1, base.closed)
-	newTransport(t, roundTripFunc(nil)).CloseIdleConnections() // a base without it: nothing happens
+	newTransport(t, roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, errors.New("unused") })).
+		CloseIdleConnections() // a base without it: nothing happens
 }
 
 func mustRequestBody(t *testing.T, url string, body io.ReadCloser) *http.Request {
@@ -312,4 +315,73 @@ func TestResponseWithoutBodyOrHeaderFromTheBase(t *testing.T) {
 		_, err = io.ReadAll(resp.Body)
 		require.NoError(t, err)
 	}
+}
+
+// A base that would fail later is refused by New: a nil *http.Transport
+// (net/http panics at the first request, "transport is nil"), a nil func,
+// and a Transport, which would count every call twice; NewClient over a
+// client already wrapped likewise.
+func TestNewRefusesBasesThatWouldFailLater(t *testing.T) {
+	for name, base := range map[string]http.RoundTripper{
+		"nil *http.Transport": (*http.Transport)(nil),
+		"nil func":            roundTripFunc(nil),
+	} {
+		_, err := httpbreaker.New(base)
+		assert.ErrorContains(t, err, "nil", name)
+	}
+	rt := newTransport(t, nil)
+	_, err := httpbreaker.New(rt)
+	assert.ErrorContains(t, err, "*httpbreaker.Transport already")
+	client, _, err := httpbreaker.NewClient(nil)
+	require.NoError(t, err)
+	_, _, err = httpbreaker.NewClient(client)
+	assert.ErrorContains(t, err, "*httpbreaker.Transport already", "NewClient twice over one client")
+}
+
+// connCounter is a server that counts the connections it accepted.
+func connCounter(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, &conns
+}
+
+// Close releases the pool New made for a nil base: its idle connection
+// is closed (the next call dials anew; it stayed open, with its goroutines,
+// until CloseIdleConnections), while a base the caller passed keeps its
+// idle connections: it is the caller's.
+func TestCloseReleasesThePoolItMade(t *testing.T) {
+	fetch := func(rt http.RoundTripper, url string) {
+		resp, err := (&http.Client{Transport: rt}).Get(url)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		require.NoError(t, resp.Body.Close())
+	}
+
+	srv, conns := connCounter(t)
+	owned, err := httpbreaker.New(nil)
+	require.NoError(t, err)
+	fetch(owned, srv.URL)
+	require.NoError(t, owned.Close())
+	fetch(owned, srv.URL) // still works, on a new connection
+	assert.Equal(t, int64(2), conns.Load(), "the idle connection of New's own pool was closed")
+	require.NoError(t, owned.Close())
+	require.NoError(t, owned.Close(), "Close twice")
+
+	srv, conns = connCounter(t)
+	base := &http.Transport{}
+	t.Cleanup(base.CloseIdleConnections)
+	passed := newTransport(t, base)
+	fetch(passed, srv.URL)
+	require.NoError(t, passed.Close())
+	fetch(passed, srv.URL)
+	assert.Equal(t, int64(1), conns.Load(), "a base the caller passed keeps its idle connection")
 }

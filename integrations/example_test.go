@@ -19,6 +19,7 @@ func Example_retryablehttp() {
 	if err != nil {
 		panic(err)
 	}
+	defer rt.Close()
 	client := retryablehttp.NewClient()
 	client.HTTPClient.Transport = rt
 	client.CheckRetry = retryhttp.CheckRetry // or retryhttp.Waiter{MaxWait: 5 * time.Second}.CheckRetry
@@ -37,6 +38,7 @@ func Example_resty() {
 	if err != nil {
 		panic(err)
 	}
+	defer rt.Close()
 	client := resty.New().SetTransport(rt).SetRetryCount(3)
 	defer client.Close()
 
@@ -53,6 +55,7 @@ func Example_otelhttp() {
 	if err != nil {
 		panic(err)
 	}
+	defer rt.Close()
 	client := &http.Client{Transport: otelhttp.NewTransport(rt)}
 
 	rt.Isolate("api.example.com")

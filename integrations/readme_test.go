@@ -32,7 +32,10 @@ import (
 // in the README is not here.
 
 func readmeUsage() error {
-	client, rt, err := httpbreaker.NewClient(&http.Client{Timeout: 10 * time.Second})
+	// Only a 200 succeeds by default (the Python client's rule): a REST API's 201s and 404s
+	// would count against a healthy host. ServerErrorClassifier counts only its own trouble.
+	client, rt, err := httpbreaker.NewClient(&http.Client{Timeout: 10 * time.Second},
+		httpbreaker.WithClassifier(httpbreaker.ServerErrorClassifier))
 	if err != nil {
 		return err
 	}

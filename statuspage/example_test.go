@@ -23,8 +23,8 @@ func ExampleNew() {
 	if err != nil {
 		panic(err)
 	}
+	defer rt.Close()
 	client := &http.Client{Transport: rt}
-	defer client.CloseIdleConnections()
 	if resp, err := client.Get(kitchen.URL); err == nil { // a 502: the circuit opens
 		resp.Body.Close()
 	}

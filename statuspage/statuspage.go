@@ -100,21 +100,6 @@ func New(t *httpbreaker.Transport, opts ...Option) (http.Handler, error) {
 	return p, nil
 }
 
-// Handler is New for options known to be good. Should one be bad, the
-// handler answers every request with 500 and the error, rather than serve
-// a page configured otherwise than asked.
-//
-// Deprecated: use New, which reports a bad option when the page is made.
-func Handler(t *httpbreaker.Transport, opts ...Option) http.Handler {
-	h, err := New(t, opts...)
-	if err != nil {
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-		})
-	}
-	return h
-}
-
 type page struct {
 	t         *httpbreaker.Transport
 	authorize func(*http.Request) bool // nil: no controls

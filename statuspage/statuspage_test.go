@@ -248,8 +248,6 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	} {
 		_, err := statuspage.New(rt, opt)
 		assert.Error(t, err, name)
-		rec := get(t, statuspage.Handler(rt, opt), "text/html")
-		assert.Equal(t, http.StatusInternalServerError, rec.Code, "the deprecated Handler says so on every request: %s", name)
 	}
 	_, err := statuspage.New(rt, statuspage.WithRefresh(0))
 	assert.NoError(t, err, "0: never")

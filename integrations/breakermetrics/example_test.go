@@ -22,8 +22,8 @@ func ExampleNew() {
 	if err != nil {
 		panic(err)
 	}
+	defer rt.Close()
 	client := &http.Client{Transport: rt}
-	defer client.CloseIdleConnections()
 	if resp, err := client.Get(upstream.URL); err == nil {
 		resp.Body.Close()
 	}

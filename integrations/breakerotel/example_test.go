@@ -17,6 +17,7 @@ func ExampleRegister() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer rt.Close()
 	reg, err := breakerotel.Register(rt, noop.NewMeterProvider(), breakerotel.WithAttributes(attribute.String("client", "menu")))
 	if err != nil {
 		log.Fatal(err)

@@ -28,6 +28,7 @@ func ExampleCheckRetry() {
 	if err != nil {
 		panic(err)
 	}
+	defer rt.Close()
 	client := retryablehttp.NewClient()
 	client.HTTPClient.Transport = rt
 	client.CheckRetry = retryhttp.CheckRetry
@@ -63,6 +64,7 @@ func ExampleNewClient() {
 	if err != nil {
 		panic(err)
 	}
+	defer rt.Close()
 	client := retryhttp.NewClient(rt)
 	client.RetryMax = 3
 	client.RetryWaitMin, client.RetryWaitMax = time.Millisecond, time.Millisecond
