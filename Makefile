@@ -1,7 +1,7 @@
 # The README's two commands for a fresh machine: `make demo` and `make test`.
 GO ?= go
 
-.PHONY: help demo fleet-demo test test-cluster consumer-check bench bench-core simulate fuzz fmt lint vuln
+.PHONY: help demo fleet-demo test test-cluster consumer-check bench bench-core simulate statuspage-shots fuzz fmt lint vuln
 
 MODULES = . bench integrations integrations/retryhttp integrations/breakermetrics integrations/breakerotel redisstore examples/fleet
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -66,6 +66,12 @@ bench-core: ## the root package's hot-path benchmarks: bare, floor and httpbreak
 simulate: ## the overload and retry simulations (deterministic), then adaptive limiters against failsafe-go's in real time, open loop and worker pools, drawing docs/img/limiters-*.svg (about four minutes)
 	$(GO) test -count 1 -run 'TestOverloadSimulation|TestCriticalitySimulation|TestConcurrencySimulation|TestConcurrencySimulationClosedLoop|TestRetrySimulation' -v . -args -sim.minutes 10 | grep -v '^=== RUN'
 	cd bench && $(GO) test -count 1 -timeout 30m -run 'TestLimitersRealTime' -v . -args -limiters -limiters.plots ../docs/img | grep -v '^=== RUN'
+
+statuspage-shots: ## the status page in headless Chromium at 1280 and 390 px: docs/statuspage.png and docs/img/statuspage-phone.png
+	@dir=$$(mktemp -d); \
+	cd integrations && HTTPBREAKER_REQUIRE_BROWSER=1 HTTPBREAKER_SCREENSHOT_DIR=$$dir $(GO) test -count 1 -run 'TestStatusPageFitsALaptopAndAPhone' . && \
+	cp $$dir/statuspage-laptop.png ../docs/statuspage.png && cp $$dir/statuspage-phone.png ../docs/img/statuspage-phone.png; \
+	status=$$?; rm -rf $$dir; exit $$status
 
 fuzz: ## each fuzz target for $(FUZZTIME); make test runs their seed corpora
 	@for target in $(FUZZ_TARGETS); do \

@@ -1,7 +1,9 @@
 // Package statuspage serves a small, self-contained page of an
-// httpbreaker.Transport's hosts: their states in colour, consecutive
-// failures, totals and time until retry, refreshing itself, and the same
-// data as JSON for Accept: application/json. Controls to isolate and clear
+// httpbreaker.Transport's hosts: a line of counts (hosts tracked, open,
+// half-open, shedding, isolated), then the hosts in trouble first, their
+// states in colour, consecutive failures, totals and time until retry,
+// refreshing itself and fitting a laptop's or a phone's screen; and the
+// same data as JSON for Accept: application/json, by host. Controls to isolate and clear
 // a host appear only with [WithControls], whose authorize function the
 // program must supply; they work only by POST, only for requests it
 // authorizes, and refuse cross-site requests.
@@ -30,6 +32,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -143,6 +146,50 @@ func (p *page) hosts() []host {
 	return rows
 }
 
+// summary is the line above the table: what an operator opening the page
+// in an incident looks for first.
+type summary struct{ Tracked, Open, HalfOpen, Shedding, Isolated int }
+
+func summarize(rows []host) summary {
+	s := summary{Tracked: len(rows)}
+	for _, h := range rows {
+		switch {
+		case h.Isolated:
+			s.Isolated++
+		case h.State == "open":
+			s.Open++
+		case h.State == "half-open":
+			s.HalfOpen++
+		case h.Shedding:
+			s.Shedding++
+		}
+	}
+	return s
+}
+
+// troubleFirst orders the page's rows for an operator: open circuits
+// first, then half-open ones, hosts shedding load, isolated hosts (an
+// operator's own doing), and the healthy last; by host within each. The
+// JSON keeps Snapshot's order, by host.
+func troubleFirst(rows []host) []host {
+	rank := func(h host) int {
+		switch {
+		case h.Isolated:
+			return 3
+		case h.State == "open":
+			return 0
+		case h.State == "half-open":
+			return 1
+		case h.Shedding:
+			return 2
+		}
+		return 4
+	}
+	sorted := slices.Clone(rows)
+	slices.SortStableFunc(sorted, func(a, b host) int { return rank(a) - rank(b) })
+	return sorted
+}
+
 func (p *page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -169,8 +216,10 @@ func (p *page) show(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
 	w.Header().Set("X-Frame-Options", "DENY")
+	rows := p.hosts()
 	_ = pageTemplate.Execute(w, map[string]any{
-		"Hosts": p.hosts(), "Controls": p.authorize != nil && p.authorize(r), "Refresh": int(p.refresh.Seconds()),
+		"Hosts": troubleFirst(rows), "Summary": summarize(rows),
+		"Controls": p.authorize != nil && p.authorize(r), "Refresh": int(p.refresh.Seconds()),
 	})
 }
 

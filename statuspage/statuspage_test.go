@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -353,4 +354,28 @@ func TestRetriesShowPerHost(t *testing.T) {
 	require.Len(t, got.Hosts, 1)
 	assert.Equal(t, uint64(1), got.Hosts[0].Total.Retries)
 	assert.Equal(t, uint64(1), got.Hosts[0].Total.RetriesDenied)
+}
+
+// An operator opening the page in an incident sees what is in trouble
+// first: a line of counts above the table, and the open circuit before the
+// isolated host and the healthy one. The JSON keeps its order, by host.
+func TestPagePutsTroubleFirst(t *testing.T) {
+	rt, clk := fixture(t) // up.test closed, down.test open, evil… isolated
+	page := mustNew(t, rt, statuspage.WithClock(clk.Now))
+	body := get(t, page, "text/html").Body.String()
+	assert.Contains(t, body, `<p class="summary"><b>3</b> hosts tracked · <b>1</b> open · <b>0</b> half-open · <b>0</b> shedding · <b>1</b> isolated</p>`)
+	down := strings.Index(body, `<td class="host">down.test</td>`)
+	evil := strings.Index(body, `<td class="host">evil`)
+	up := strings.Index(body, `<td class="host">up.test</td>`)
+	require.True(t, down > 0 && evil > 0 && up > 0)
+	assert.Less(t, down, evil, "the open circuit first")
+	assert.Less(t, evil, up, "the isolated host before the healthy one")
+
+	var doc struct{ Hosts []struct{ Host string } }
+	require.NoError(t, json.Unmarshal(get(t, page, "application/json").Body.Bytes(), &doc))
+	var order []string
+	for _, h := range doc.Hosts {
+		order = append(order, h.Host)
+	}
+	assert.True(t, slices.IsSorted(order), "the JSON by host, as before: %v", order)
 }
