@@ -24,8 +24,8 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer rt.Close() // closes the idle connections of the pool New made
 	client := &http.Client{Transport: rt, Timeout: 10 * time.Second}
-	defer client.CloseIdleConnections()
 
 	for i := 1; i <= 7; i++ {
 		resp, err := client.Get(flaky.URL)

@@ -54,8 +54,8 @@ func run(out io.Writer, clk clock) error {
 	if err != nil {
 		return err
 	}
+	defer rt.Close()
 	site.client = &http.Client{Transport: rt, Timeout: 5 * time.Second}
-	defer site.client.CloseIdleConnections()
 
 	fmt.Fprintf(out, "The restaurant's website fetches its menu through httpbreaker\n"+
 		"(the circuit opens after 3 failures and lets a probe through after %v).\n\n", resetTimeout)
