@@ -3,7 +3,6 @@ package httpbreaker
 import (
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // breaker is one host's state machine: closed, open, half-open.
@@ -33,8 +32,7 @@ type breaker struct {
 	// The registry's: eviction reads these under the registry's mu.
 
 	// lastUsed is the registry's tick when a request last used the
-	// breaker (an atomic: requests write it without any lock): eviction
-	// forgets the least recently used.
+	// breaker (requests write it lock-free): eviction forgets the oldest.
 	lastUsed atomic.Uint32
 	// isolated is set while the circuit is open until cleared (Isolate).
 	// It is written with both the registry's mu and b.mu held, so eviction,
@@ -48,77 +46,28 @@ type breaker struct {
 	// reopens counts failed probes in a row, for a growing open time, up
 	// to maxReopens.
 	reopens uint8
-	// probes is the number of probe calls in flight, whichever half-open
-	// period admitted them: a probe outlives its period when another
-	// probe's result moves the state on, and it still counts against
-	// HalfOpenMaxRequests until it returns.
+	// probes counts probe calls in flight, whichever half-open period
+	// admitted them: one that outlives its period (another probe moved the
+	// state on) counts against HalfOpenMaxRequests until it returns.
 	probes int32
 	// successes counts consecutive probe successes while half-open.
 	successes int32
 	// more is what few hosts need (host.go): nil until the first
-	// transition, or set when the host is made under a policy that needs
-	// it at once (and then read without mu too), so a host that never
-	// changes state pays 8 bytes for it. Written under mu.
+	// transition, or made with the host under a policy that needs it at
+	// once (then read without mu too). Written under mu.
 	more *hostMore
 
-	// Set when the breaker is made, then only read.
-
-	host string
+	host string // the key; set when the breaker is made, then only read
 }
 
-// never is the retry offset of an isolated circuit, and what saturated
-// offsets clamp to. Whether a circuit is isolated is b.isolated, never this
-// value: a huge ResetTimeout or Retry-After reaches it too.
-const never = 1<<63 - 1
-
-// later returns off + d, saturating instead of overflowing.
-func later(off int64, d time.Duration) int64 {
-	if sum := off + int64(d); sum >= off {
-		return sum
-	}
-	return never
-}
-
-// maxReopens bounds the failed-probe count: doubling ResetTimeout 62 times
-// outgrows any Duration, so the open time has long reached its cap.
-const maxReopens = 62
-
-// The breaker's state word packs, from the low bits up: the state (2 bits),
-// the consecutive-failure count while closed (30 bits) and a generation
-// (32 bits) that every transition increments. A call remembers the
-// generation it was admitted in; its result counts only if the generation is
-// still current, so a late result never lands in a newer state.
-const (
-	stateMask  = 1<<2 - 1
-	countShift = 2
-	countMask  = maxCount
-	genShift   = 32
-)
-
-type word uint64
-
-func packWord(s State, failures int, gen uint32) word {
-	return word(s) | word(failures)<<countShift | word(gen)<<genShift
-}
-
-func (w word) state() State { return State(w & stateMask) }
-
-func (w word) failures() int { return int(w >> countShift & countMask) }
-
-func (w word) gen() uint32 { return uint32(w >> genShift) }
-
-func (w word) withFailures(n int) word {
-	return w&^(countMask<<countShift) | word(n)<<countShift
-}
-
-// maxCount bounds the count fields: the consecutive-failure count lives in
-// 30 bits of the breaker's state word.
-const maxCount = 1<<30 - 1
-
-func (b *breaker) load() word { return word(b.state.Load()) }
-
-func (b *breaker) cas(old, new word) bool {
-	return b.state.CompareAndSwap(uint64(old), uint64(new))
+// ticket is what an admitted call carries to its report: the generation it
+// was admitted in, whether it holds a probe slot, and when it was admitted
+// (a clock offset, read only when a rule needs it: 0 when not read, and
+// then the verdict reads no clock either). Small: every call passes it.
+type ticket struct {
+	gen   uint32
+	probe bool
+	start int64
 }
 
 // admit lets a call through, with its ticket, or refuses it. Only a circuit
@@ -222,10 +171,9 @@ func (b *breaker) countFailure(s *shared, tk ticket, v verdict) {
 	}
 }
 
-// rateTrips records a success or failure in the rate window, if hosts
-// keep one, and reports whether the window's failure ratio now opens the
-// circuit (under Window; the retry budget only reads the counts). While no
-// failure is in the window, a success costs one bucket update.
+// rateTrips records a success or failure in the rate window, if hosts keep
+// one, and reports whether its failure ratio now opens the circuit (under
+// Window). While no failure is in the window, a success costs one update.
 func (b *breaker) rateTrips(s *shared, tk ticket, v verdict) bool {
 	if !s.counts || b.load().gen() != tk.gen { // b.more is fixed when the window is kept
 		return false
@@ -324,16 +272,86 @@ func (b *breaker) advance(s *shared, now int64) word {
 	return w
 }
 
+// The transitions operators and the fleet ask for (State, Isolate,
+// ClearState, a fleet's opening).
+
+// current returns the state, turning an open circuit half-open if its time
+// has come (so listeners hear of it).
+func (b *breaker) current(s *shared) State {
+	w := b.load()
+	if w.state() != StateOpen {
+		return w.state()
+	}
+	now := s.clock()
+	if now < b.retryAt.Load() {
+		return StateOpen
+	}
+	b.mu.Lock()
+	w = b.advance(s, now)
+	b.unlockAndNotify(s)
+	return w.state()
+}
+
+// clear closes the circuit, ends an isolation and forgets its counts, and
+// reports whether it was isolated. With keepClosed (the fleet's closing) a
+// circuit already closed keeps its counts. The caller holds the registry's
+// mu (the isolated flag changes) and delivers the transition with flush.
+func (b *breaker) clear(s *shared, keepClosed bool) (wasIsolated bool) {
+	now := s.clock()
+	b.mu.Lock()
+	wasIsolated, b.isolated = b.isolated, false
+	for { // only a closed-path update fails the CAS, never twice in a row
+		w := b.load()
+		if keepClosed && w.state() == StateClosed || b.transition(s, w, StateClosed, now, 0) {
+			break
+		}
+	}
+	b.mu.Unlock()
+	return wasIsolated
+}
+
+// isolate opens the circuit until clear: no probe is ever admitted. The
+// caller holds the registry's mu and delivers the transition with flush.
+func (b *breaker) isolate(s *shared) (wasIsolated bool) {
+	now := s.clock()
+	b.mu.Lock()
+	wasIsolated, b.isolated = b.isolated, true
+	for !wasIsolated && !b.transition(s, b.load(), StateOpen, now, never) { // as in clear
+	}
+	b.mu.Unlock()
+	return wasIsolated
+}
+
+// adoptOpen opens the circuit until until, as the fleet says, unless it
+// already is open until then or later, or isolated. An opening that was
+// the member's own stays so: its probes remain its own.
+func (b *breaker) adoptOpen(s *shared, until int64) {
+	now := s.clock()
+	b.mu.Lock()
+	for {
+		w := b.load()
+		if b.isolated || w.state() == StateOpen && b.retryAt.Load() >= until {
+			break
+		}
+		own := b.more != nil && b.more.fleet.ownIn(w)
+		if b.transition(s, w, StateOpen, now, until) {
+			if own {
+				b.more.fleet.openedAlone(b.load())
+			}
+			break
+		}
+	}
+	b.unlockAndNotify(s)
+}
+
 // transition moves the breaker from the word w to state to, in a new
 // generation, and queues the change for listeners. An opening lasts until
 // until if that is not 0, else for the policy's open time after now. It
 // reports false, and changes nothing that matters, if the word is no longer
 // w (a lock-free closed-path update came first). Requires b.mu held.
-//
-// retryAt and refusal are written before the CAS. If the CAS then fails,
-// the state is still closed (only the closed path updates the word without
-// mu), and a closed circuit reads neither; the caller's retry writes them
-// again.
+// retryAt and refusal are written before the CAS: if it fails, the state
+// is still closed (only the closed path writes the word without mu), which
+// reads neither, and the caller's retry writes them again.
 func (b *breaker) transition(s *shared, w word, to State, now, until int64) bool {
 	if b.more == nil {
 		b.more = new(hostMore) // under mu; lock-free readers look only under policies that make it at once
@@ -364,7 +382,6 @@ func (b *breaker) transition(s *shared, w word, to State, now, until int64) bool
 		if b.more.window != nil {
 			b.more.window.reset()
 		}
-
 	}
 	if from := w.state(); from != to && heard {
 		s.transitions[from][to].Add(1)
@@ -377,22 +394,4 @@ func (b *breaker) transition(s *shared, w word, to State, now, until int64) bool
 		}
 	}
 	return true
-}
-
-// counters are a host's totals. Requests is not stored: each call that
-// reached the base ends as exactly one of the other three, so it is their
-// sum, and a snapshot is consistent in itself.
-type counters struct {
-	successes, failures, ignored, rejected atomic.Uint64
-}
-
-func (c *counters) count(o Outcome) {
-	switch o {
-	case Success:
-		c.successes.Add(1)
-	case Ignore:
-		c.ignored.Add(1)
-	default:
-		c.failures.Add(1)
-	}
 }

@@ -298,28 +298,6 @@ func (t *Transport) ownProbeEnded(req *http.Request, b *breaker, tk ticket, w wo
 	}
 }
 
-// adoptOpen opens the circuit until until, as the fleet says, unless it
-// already is open until then or later, or isolated. An opening that was
-// the member's own stays so: its probes remain its own.
-func (b *breaker) adoptOpen(s *shared, until int64) {
-	now := s.clock()
-	b.mu.Lock()
-	for {
-		w := b.load()
-		if b.isolated || w.state() == StateOpen && b.retryAt.Load() >= until {
-			break
-		}
-		own := b.more != nil && b.more.fleet.ownIn(w)
-		if b.transition(s, w, StateOpen, now, until) {
-			if own {
-				b.more.fleet.openedAlone(b.load())
-			}
-			break
-		}
-	}
-	b.unlockAndNotify(s)
-}
-
 // fleetHost is a host's part of the fleet protocol, in its hostMore.
 type fleetHost struct {
 	// ownProbes is the generation of the half-open period that follows an

@@ -3,6 +3,7 @@ package httpbreaker
 import (
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,6 +26,24 @@ type Counts struct {
 	// RetriesDenied those it refused; counted under Policy.RetryBudget.
 	Retries       uint64 `json:"retries"`
 	RetriesDenied uint64 `json:"retries_denied"`
+}
+
+// counters are a host's totals. Requests is not stored: each call that
+// reached the base ends as exactly one of the other three, so it is their
+// sum, and a snapshot is consistent in itself.
+type counters struct {
+	successes, failures, ignored, rejected atomic.Uint64
+}
+
+func (c *counters) count(o Outcome) {
+	switch o {
+	case Success:
+		c.successes.Add(1)
+	case Ignore:
+		c.ignored.Add(1)
+	default:
+		c.failures.Add(1)
+	}
 }
 
 // snapshot reads the counters as Counts: Requests is their sum.
@@ -247,65 +266,6 @@ func (t *Transport) Transitions() []TransitionCount {
 		}
 	}
 	return counts
-}
-
-// The circuit as operators see and steer it: the breaker's side of State,
-// Status, Isolate and ClearState.
-
-// current returns the state, turning an open circuit half-open if its time
-// has come (so listeners hear of it).
-func (b *breaker) current(s *shared) State {
-	w := b.load()
-	if w.state() != StateOpen {
-		return w.state()
-	}
-	now := s.clock()
-	if now < b.retryAt.Load() {
-		return StateOpen
-	}
-	b.mu.Lock()
-	w = b.advance(s, now)
-	b.unlockAndNotify(s)
-	return w.state()
-}
-
-// clear closes the circuit, ends an isolation and forgets its counts, and
-// reports whether it was isolated. With keepClosed (the fleet's closing) a
-// circuit already closed keeps its counts. The caller holds the registry's
-// mu (the isolated flag changes) and delivers the transition with flush.
-func (b *breaker) clear(s *shared, keepClosed bool) (wasIsolated bool) {
-	now := s.clock()
-	b.mu.Lock()
-	wasIsolated, b.isolated = b.isolated, false
-	// Only a lock-free closed-path update can make the CAS fail, and it
-	// cannot happen twice without a new admission: the loop ends.
-	for {
-		w := b.load()
-		if keepClosed && w.state() == StateClosed || b.transition(s, w, StateClosed, now, 0) {
-			break
-		}
-	}
-	b.mu.Unlock()
-	return wasIsolated
-}
-
-// isolate opens the circuit until clear: no probe is ever admitted. The
-// caller holds the registry's mu and delivers the transition with flush.
-func (b *breaker) isolate(s *shared) (wasIsolated bool) {
-	now := s.clock()
-	b.mu.Lock()
-	wasIsolated, b.isolated = b.isolated, true
-	for !wasIsolated && !b.transition(s, b.load(), StateOpen, now, never) { // as in clear
-	}
-	b.mu.Unlock()
-	return wasIsolated
-}
-
-// flush delivers the transitions queued while the caller held locks that
-// listeners must not run under.
-func (b *breaker) flush(s *shared) {
-	b.mu.Lock()
-	b.unlockAndNotify(s)
 }
 
 // status describes the breaker, consistently: state and counts of one

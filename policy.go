@@ -272,6 +272,10 @@ func (p Policy) ruleWindow() time.Duration {
 	return DefaultRuleWindow
 }
 
+// maxReopens bounds the failed-probe count: doubling ResetTimeout 62 times
+// outgrows any Duration, so the open time has long reached its cap.
+const maxReopens = 62
+
 // openTimeout is how long the circuit stays open after reopens failed
 // probes in a row.
 func (p Policy) openTimeout(reopens int) time.Duration {

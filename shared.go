@@ -58,3 +58,16 @@ func (s *shared) clock() int64 { return s.offset(s.now()) }
 
 // instant turns an offset back into a time.
 func (s *shared) instant(off int64) time.Time { return s.epoch.Add(time.Duration(off)) }
+
+// never is the retry offset of an isolated circuit, and what saturated
+// offsets clamp to. Whether a circuit is isolated is b.isolated, never this
+// value: a huge ResetTimeout or Retry-After reaches it too.
+const never = 1<<63 - 1
+
+// later returns off + d, saturating instead of overflowing.
+func later(off int64, d time.Duration) int64 {
+	if sum := off + int64(d); sum >= off {
+		return sum
+	}
+	return never
+}

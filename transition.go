@@ -112,6 +112,13 @@ func (q *eventQueue) changed(s *shared, host string, now int64, heard bool) {
 // push queues ev for the listeners. Requires mu.
 func (q *eventQueue) push(ev Transition) { q.pending = append(q.pending, ev) }
 
+// flush delivers the transitions queued while the caller held locks that
+// listeners must not run under.
+func (b *breaker) flush(s *shared) {
+	b.mu.Lock()
+	b.unlockAndNotify(s)
+}
+
 // unlockAndNotify releases b.mu, then delivers any queued events.
 // Requires b.mu held.
 func (b *breaker) unlockAndNotify(s *shared) {

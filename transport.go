@@ -327,16 +327,6 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 	return resp, err
 }
 
-// ticket is what an admitted call carries to its report: the generation it
-// was admitted in, whether it holds a probe slot, and when it was admitted
-// (a clock offset, read only for the rules that need it; 0 when not read).
-// It stays small: it is passed on every call.
-type ticket struct {
-	gen   uint32
-	probe bool
-	start int64
-}
-
 // giveBack frees what an admitted call that will not be sent holds: its
 // concurrency slot, under MaxConcurrent, and its probe slot if a probe.
 func (t *Transport) giveBack(b *breaker, tk ticket) {
