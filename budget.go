@@ -61,7 +61,7 @@ func (t *Transport) retry(req *http.Request, withdraw bool) bool {
 	if b == nil || !t.s.budgets {
 		return ok && !refused
 	}
-	return b.more.budget.get().take(&t.s, b.more.window, refused, withdraw)
+	return b.more.rules.budget.get().take(&t.s, b.more.window, refused, withdraw)
 }
 
 // retryFor finds the host a retry of req would go to (nil for none) and
@@ -73,36 +73,17 @@ func (t *Transport) retry(req *http.Request, withdraw bool) bool {
 // bound forgot comes back with a new budget, its floor counted like any
 // other's instead of a yes counted nowhere.
 func (t *Transport) retryFor(req *http.Request) (b *breaker, refused, ok bool) {
-	if req == nil || req.URL == nil || t.base == nil || !t.methods.allows(req.Method) || req.Context().Err() != nil {
+	if req == nil || req.Context().Err() != nil {
 		return nil, false, false
 	}
-	var key string
-	if controlsSeen.Load() {
-		c := controlsOf(req.Context())
-		if c.bypass {
-			return nil, false, true
-		}
-		key = c.key
+	b, _, err := t.hostOf(req, t.s.budgets)
+	switch {
+	case err != nil:
+		return nil, false, false
+	case b == nil: // WithoutBreaker, never called, or no room under the bound: nor will its call have a circuit
+		return nil, false, true
 	}
-	if key == "" && t.keyFunc == nil && maybeKey(req.URL.Host) {
-		if b = t.hosts.peek(req.URL.Host); b != nil && t.s.budgets { // a tracked host, already in normal form
-			t.hosts.touch(b)
-		}
-	}
-	if b == nil {
-		if key = t.keyFor(req, key); key == "" {
-			return nil, false, false
-		}
-		if t.s.budgets {
-			b = t.hosts.obtain(key, &t.s)
-		} else {
-			b = t.hosts.lookup(key)
-		}
-		if b == nil {
-			return nil, false, true // never called (or no room under the bound: nor will its call have a circuit)
-		}
-	}
-	return b, b.current(&t.s) != StateClosed || t.s.sheds && b.more.events.shedding.Load(), true
+	return b, b.current(&t.s) != StateClosed || b.shedding(&t.s), true
 }
 
 // retryBudgets holds a host's retry budget once it has one.

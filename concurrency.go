@@ -47,25 +47,37 @@ func (c *concurrencyCap) status(s *shared, st *HostStatus) {
 	st.InFlight, st.Limit = int(c.inFlight.Load()), s.policy.MaxConcurrent
 }
 
-// send passes req to t's base for a call holding one of c's slots: the slot
-// is given back when the base returns an error or panics, at once for a
-// response that cannot have a body, and otherwise when the body is closed,
-// read to its end or fails, or is dropped and collected (see hold). A
-// response the Transport swallows (a 5xx replaced by a stale one) is
-// closed, which frees it too.
-func (c *concurrencyCap) send(t *Transport, req *http.Request) (*http.Response, error) {
+// send passes req to the base, through send, for a call holding one of
+// c's slots: the slot is given back when the base returns an error or
+// panics, at once for a response that cannot have a body, and otherwise
+// when the body is closed, read to its end or fails, or is dropped and
+// collected (see hold). A response the Transport swallows (a 5xx replaced
+// by a stale one) is closed, which frees it too.
+func (c *concurrencyCap) send(req *http.Request, send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
 	handed := false
 	defer func() {
 		if !handed {
 			c.release()
 		}
 	}()
-	resp, err := t.send(req, nil)
+	resp, err := send(req)
 	if err != nil || cannotHaveBody(req, resp) {
 		return resp, err
 	}
 	handed = true
 	return c.hold(resp), nil
+}
+
+// inFlightAnswering is how many calls were in flight as an answer, status
+// (0 for none), came to req: those holding slots now, and this one, whose
+// slot a body-less answer gave back already (else a limit fully used
+// would never look so, and never grow).
+func (c *concurrencyCap) inFlightAnswering(req *http.Request, resp *http.Response, status int) int64 {
+	n := c.inFlight.Load()
+	if status != 0 && cannotHaveBody(req, resp) {
+		n++
+	}
+	return n
 }
 
 // hold returns the response the caller gets for a call that holds one of

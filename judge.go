@@ -14,7 +14,7 @@ import (
 func (t *Transport) judge(req *http.Request, tk ticket, resp *http.Response, err error) verdict {
 	v := verdict{outcome: t.classifyCall(req, resp, err)}
 	p := &t.s.policy
-	if t.s.timed || t.s.adapts && tk.start != 0 { // the adaptive limit times this one
+	if t.s.timed || tk.start != 0 { // a rule stamped the call's admission: time its end
 		v.at, v.timed = t.s.clock(), true
 	}
 	if v.outcome == Success && p.SlowCall > 0 && v.at-tk.start > int64(p.SlowCall) {
@@ -72,7 +72,7 @@ func isDigits(s string) bool {
 }
 
 // verdict is what the breaker learns from one call. Instants are clock
-// offsets (settings.offset).
+// offsets (shared.offset).
 type verdict struct {
 	outcome Outcome // Success, Failure or Ignore, nothing else
 	// timed is set when at was read: when the policy reads the clock on

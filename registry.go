@@ -2,6 +2,7 @@ package httpbreaker
 
 import (
 	"maps"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -210,6 +211,62 @@ func (r *registry) publish() {
 	maps.Copy(merged, r.dirty)
 	r.read.Store(&merged)
 	r.dirty, r.misses, r.forgotten = nil, 0, r.forgotten[:0]
+}
+
+// hostOf returns the breaker of req's key and the request's criticality,
+// or why req cannot be sent, or no breaker for a request whose context
+// says WithoutBreaker. With track, a new key is tracked (no breaker: no
+// room under WithMaxHosts) and the host's use recorded for eviction;
+// without, a key not tracked has no breaker and a tracked one is only
+// looked at. It reads the request's controls once (context.go).
+// RoundTrip tracks; AllowRetry tracks only under RetryBudget.
+func (t *Transport) hostOf(req *http.Request, track bool) (*breaker, Criticality, error) {
+	switch {
+	case t.base == nil:
+		return nil, 0, errNotNew
+	case req.URL == nil:
+		return nil, 0, errNilURL
+	case !t.methods.allows(req.Method):
+		return nil, 0, &methodError{method: req.Method}
+	}
+	var key string
+	var criticality Criticality
+	if controlsSeen.Load() {
+		c := controlsOf(req.Context())
+		if c.bypass {
+			return nil, 0, nil
+		}
+		key, criticality = c.key, c.criticality
+	}
+	if key == "" && t.keyFunc == nil {
+		if host := req.URL.Host; maybeKey(host) {
+			if b := t.hosts.peek(host); b != nil {
+				if track {
+					t.hosts.touch(b)
+				}
+				return b, criticality, nil // a tracked host, already in normal form
+			}
+		}
+	}
+	if key = t.keyFor(req, key); key == "" {
+		return nil, 0, errEmptyHost
+	}
+	if !track {
+		return t.hosts.lookup(key), criticality, nil
+	}
+	return t.hosts.obtain(key, &t.s), criticality, nil
+}
+
+// keyFor is the key of req, whose context gave it key (WithKey; "" for
+// none): that, or WithKeyFunc's, or its host in normal form.
+func (t *Transport) keyFor(req *http.Request, key string) string {
+	switch {
+	case key != "":
+		return key
+	case t.keyFunc != nil:
+		return t.keyFunc(req)
+	}
+	return requestKey(req.URL)
 }
 
 // requestKey is the default breaker key of a request URL: its host,

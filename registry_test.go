@@ -136,16 +136,16 @@ func TestBoundHoldsWhenTheVictimTripsFirst(t *testing.T) {
 // finds no room: obtain says so rather than forget a busy host or pass the
 // bound.
 func TestNoRoomWhenEveryHostIsBusy(t *testing.T) {
-	s := &shared{policy: Policy{MaxConcurrent: 1}.withDefaults(), now: time.Now, epoch: time.Now(), caps: true, sheds: true}
+	s := &shared{policy: Policy{MaxConcurrent: 1}.withDefaults(), now: time.Now, epoch: time.Now(), ruleSet: ruleSet{caps: true, sheds: true}}
 	r := registry{max: 2, slots: true}
 	for _, key := range []string{"a.test", "b.test"} {
 		b := r.obtain(key, s)
 		require.NotNil(t, b)
-		b.more.slots.inFlight.Add(1)
+		b.more.rules.slots.inFlight.Add(1)
 	}
 	assert.Nil(t, r.obtain("c.test", s))
 	assert.Len(t, r.all(), 2)
-	r.lookup("a.test").more.slots.inFlight.Add(-1)
+	r.lookup("a.test").more.rules.slots.inFlight.Add(-1)
 	assert.NotNil(t, r.obtain("c.test", s), "a is idle again: it makes room")
 	assert.Nil(t, r.lookup("a.test"))
 	assert.NotNil(t, r.lookup("b.test"), "b, busy, is kept")

@@ -1,6 +1,7 @@
 package httpbreaker
 
 import (
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 )
@@ -16,6 +17,9 @@ type shared struct {
 	listeners []func(Transition)
 	// transitions counts every state change of every host, by from and to.
 	transitions [3][3]atomic.Uint64
+	// ruleSet says which rules beyond the circuit are on (rules.go); they
+	// say which parts every host record carries (hostRules).
+	ruleSet
 	// timed is set when the policy reads the clock on every call.
 	timed bool
 	// window is what the windowed rules count over (Policy.ruleWindow):
@@ -28,24 +32,21 @@ type shared struct {
 	// plain is set when the policy has no timed rule, ignores Retry-After
 	// and has no rule beyond the circuit: results then take reportPlain.
 	plain bool
-
-	// The rules beyond the circuit, each a room of its own; set from the
-	// policy, they say which parts every host record carries (hostMore).
-
-	// throttles is set under Policy.Throttle (throttle.go).
-	throttles bool
-	// caps is set under Policy.MaxConcurrent (concurrency.go).
-	caps bool
-	// adapts is set under Policy.AdaptiveConcurrency: the cap's limit is
-	// adaptive (adaptive.go).
-	adapts bool
-	// sheds is set when either is: refusals for overload (shedding.go).
-	sheds bool
-	// budgets is set under Policy.RetryBudget (budget.go).
-	budgets bool
 	// random draws the throttle's refusals: math/rand/v2's per-goroutine
 	// source, without a lock or an allocation.
 	random func() float64
+}
+
+// init derives, once, what a Transport's hosts share from its policy
+// (with defaults applied): every flag the request's path tests.
+func (s *shared) init(policy Policy, now func() time.Time, listeners []func(Transition)) {
+	s.policy, s.now, s.epoch, s.listeners = policy, now, now(), listeners
+	s.ruleSet = newRuleSet(policy)
+	s.timed = policy.Window > 0 || policy.SlowCall > 0 || policy.Throttle > 0 || policy.RetryBudget > 0
+	s.window = policy.ruleWindow()
+	s.counts, s.rates = policy.Window > 0 || policy.RetryBudget > 0, policy.Window > 0
+	s.plain = !s.timed && !s.sheds && policy.MaxRetryAfter == 0
+	s.random = rand.Float64
 }
 
 // offset turns an instant into the int64 the hosts work with: time since

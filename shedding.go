@@ -24,9 +24,9 @@ func (sh *shedding) refused(s *shared, b *breaker, now int64, probe bool) {
 	}
 }
 
-// afterCall tells listeners a host stopped shedding once a closed-path
+// account tells listeners a host stopped shedding once a closed-path
 // call ends a full quiet period (ruleWindow) after the last refusal.
-func (sh *shedding) afterCall(s *shared, b *breaker, v verdict) {
+func (sh *shedding) account(s *shared, b *breaker, v verdict) {
 	if !b.more.events.shedding.Load() {
 		return
 	}
@@ -43,6 +43,10 @@ func (sh *shedding) status(s *shared, st *HostStatus, now int64) {
 	st.Total.Shed = sh.shed.Load()
 	st.Shedding = st.State == StateClosed && st.Total.Shed > 0 && now-sh.lastShed.Load() < int64(s.policy.ruleWindow())
 }
+
+// shedding reports whether b's host, closed, is shedding load now: what
+// listeners last heard. Always false unless Throttle or MaxConcurrent.
+func (b *breaker) shedding(s *shared) bool { return s.sheds && b.more.events.shedding.Load() }
 
 // announceShedding tells listeners, through the host's event queue, that
 // b's host, closed, starts (on) or stops shedding load. A circuit that is

@@ -44,7 +44,7 @@ func (th *throttle) refuses(s *shared, c Criticality) bool {
 	}
 	mix := th.attempts()
 	mix[c+1].record(index, true)
-	return s.random() < refusal(mix, index, c, p)
+	return s.random() < refusalChance(mix, index, c, p)
 }
 
 // probability is the share of calls the throttle refuses, over the window
@@ -61,11 +61,11 @@ func (th *throttle) probability(s *shared, index int64) float64 {
 	return min(max(p, 0), s.policy.MaxThrottle)
 }
 
-// refusal is the probability of refusing a call of criticality c when the
-// throttle refuses a share p of all calls: the refusals go to the lowest
+// refusalChance is the probability of refusing a call of criticality c
+// when the throttle refuses a share p of all calls: the refusals go to the lowest
 // criticalities first, in proportion to the calls each attempted (see
 // Criticality).
-func refusal(mix *[3]rateWindow, index int64, c Criticality, p float64) float64 {
+func refusalChance(mix *[3]rateWindow, index int64, c Criticality, p float64) float64 {
 	var attempts [3]float64
 	total := 0.0
 	for i := range mix {

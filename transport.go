@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"reflect"
 	"time"
@@ -68,37 +67,20 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 		base = cleanhttp.DefaultPooledTransport()
 	}
 	policy := c.policy.withDefaults()
-	sheds := policy.Throttle > 0 || policy.MaxConcurrent > 0
 	t := &Transport{
-		base:  base,
-		owned: owned,
-		s: shared{
-			policy:    policy,
-			now:       c.now,
-			epoch:     c.now(),
-			listeners: c.listeners,
-			timed:     policy.Window > 0 || policy.SlowCall > 0 || policy.Throttle > 0 || policy.RetryBudget > 0,
-			window:    policy.ruleWindow(),
-			counts:    policy.Window > 0 || policy.RetryBudget > 0,
-			rates:     policy.Window > 0,
-			plain:     policy.Window == 0 && policy.SlowCall == 0 && policy.MaxRetryAfter == 0 && !sheds && policy.RetryBudget == 0,
-			throttles: policy.Throttle > 0,
-			caps:      policy.MaxConcurrent > 0,
-			adapts:    policy.AdaptiveConcurrency,
-			sheds:     sheds,
-			budgets:   policy.RetryBudget > 0,
-			random:    rand.Float64,
-		},
+		base:     base,
+		owned:    owned,
 		classify: c.classifier,
 		methods:  c.methods,
 		keyFunc:  c.keyFunc,
 		fallback: c.fallback,
 	}
+	t.s.init(policy, c.now, c.listeners)
 	if c.staleBytes > 0 {
 		t.stale = newStaleCache(c.staleBytes, c.callerHeaders)
 	}
 	t.hosts.max = c.maxHosts
-	t.hosts.slots = policy.MaxConcurrent > 0
+	t.hosts.slots = t.s.caps
 	if c.store != nil {
 		t.fleet = &fleet{store: c.store}
 		t.fleet.unsubscribe = c.store.Subscribe(t.adopt) // adopts the openings in force first
@@ -131,39 +113,34 @@ func checkBase(base http.RoundTripper) error {
 // for the rules. Whatever happens, the request body is closed and the
 // request is left unchanged.
 //
-// It follows a fixed sequence: the key's host; its circuit; each rule the
+// It follows a fixed sequence: the key's host; its circuit; the rules the
 // policy turns on (the throttle, the concurrency cap and its adaptive
-// limit); the send; the verdict, counted by the circuit and then by each
-// rule; the fleet; the stale cache. The retry budget is not on this path:
+// limit); the send; the verdict, counted by the circuit and then by the
+// rules; the fleet; the stale cache. The retry budget is not on this path:
 // [Transport.AllowRetry] asks it.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req == nil {
 		return nil, errNilRequest
 	}
-	b, criticality, err := t.breakerFor(req) // the key's host
+	b, criticality, err := t.hostOf(req, true) // the key's host
 	switch {
 	case err != nil:
 		closeBody(req)
 		return nil, err
 	case b == nil: // WithoutBreaker, or no room under WithMaxHosts
-		return t.send(req, nil)
+		return t.sendBase(req)
 	}
 	tk, open := b.admit(&t.s) // the circuit
 	if open != nil {
 		return t.refuse(req, b, open)
 	}
-	if t.s.throttles && !tk.probe && b.more.throttle.refuses(&t.s, criticality) { // the throttle
-		return t.shed(req, b, tk, &b.more.throttle.refusal)
-	}
-	if t.s.caps { // the concurrency cap
-		limit := t.s.policy.MaxConcurrent
-		if t.s.adapts { // its limit, adaptive, which times a share of the calls
-			limit, tk = b.more.limit.admits(&t.s, criticality, tk)
-		}
-		if !b.more.slots.acquire(limit) {
-			return t.shed(req, b, tk, &b.more.slots.refusal)
-		}
-		if b.forgotten.Load() { // evicted as the call took its slot: again, on the key's new host
+	if t.s.sheds { // the rules beyond it (rules.go)
+		var shed *OverloadError
+		var evicted bool
+		switch tk, shed, evicted = b.more.rules.admit(&t.s, b, tk, criticality); {
+		case shed != nil:
+			return t.shed(req, b, tk, shed)
+		case evicted: // as the call took its slot: again, on the key's new host
 			t.giveBack(b, tk)
 			return t.RoundTrip(req)
 		}
@@ -181,11 +158,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		v := t.judge(req, tk, resp, err)
 		outcome = v.outcome
 		b.report(&t.s, tk, v)
-		if t.s.sheds { // then by the rules beyond the circuit
-			t.account(b, v)
-		}
-		if t.s.adapts { // and by the adaptive limit
-			t.learn(b, tk, v, req, resp, err)
+		if t.s.sheds { // then by the rules
+			b.more.rules.account(&t.s, b, tk, v, req, resp, err)
 		}
 	}
 	if t.fleet != nil && (outcome != Success || hadFailures) && !b.forgotten.Load() { // a healthy call tells the fleet nothing
@@ -197,93 +171,20 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// account counts a closed-path call's verdict for each rule beyond the
-// circuit, in RoundTrip's order: the throttle, then the shedding news.
-func (t *Transport) account(b *breaker, v verdict) {
-	if t.s.throttles {
-		b.more.throttle.account(&t.s, v)
-	}
-	b.more.shedding.afterCall(&t.s, b, v)
-}
-
-// learn hands the adaptive limit (adaptive.go) a call's answer (status 0
-// for none), with the calls in flight as it came: those holding the cap's
-// slots now, and this one, whose slot a body-less answer gave back already
-// (else a limit fully used would never look so, and never grow).
-func (t *Transport) learn(b *breaker, tk ticket, v verdict, req *http.Request, resp *http.Response, err error) {
-	status, inFlight := answer(resp, err), b.more.slots.inFlight.Load()
-	if status != 0 && cannotHaveBody(req, resp) {
-		inFlight++
-	}
-	b.more.limit.learn(&t.s, tk.start, v.at, status, inFlight)
-}
-
-// answer is the status code of a call's answer, or 0 when none came (send
-// returns a response exactly when it returns no error).
-func answer(resp *http.Response, err error) int {
-	if err != nil {
-		return 0
-	}
-	return resp.StatusCode
-}
-
-// breakerFor returns the breaker of req's key and the request's
-// criticality, or why req cannot be sent, or no breaker for a request whose
-// context says WithoutBreaker or whose new key finds no room under
-// WithMaxHosts. It reads the request's controls once (context.go).
-func (t *Transport) breakerFor(req *http.Request) (*breaker, Criticality, error) {
-	switch {
-	case t.base == nil:
-		return nil, 0, errNotNew
-	case req.URL == nil:
-		return nil, 0, errNilURL
-	case !t.methods.allows(req.Method):
-		return nil, 0, &methodError{method: req.Method}
-	}
-	var key string
-	var criticality Criticality
-	if controlsSeen.Load() {
-		c := controlsOf(req.Context())
-		if c.bypass {
-			return nil, 0, nil
-		}
-		key, criticality = c.key, c.criticality
-	}
-	if key == "" && t.keyFunc == nil {
-		if host := req.URL.Host; maybeKey(host) {
-			if b := t.hosts.peek(host); b != nil {
-				t.hosts.touch(b)
-				return b, criticality, nil // a tracked host, already in normal form
-			}
-		}
-	}
-	if key = t.keyFor(req, key); key == "" {
-		return nil, 0, errEmptyHost
-	}
-	return t.hosts.obtain(key, &t.s), criticality, nil
-}
-
-// keyFor is the key of req, whose context gave it key (WithKey; "" for
-// none): that, or WithKeyFunc's, or its host in normal form.
-func (t *Transport) keyFor(req *http.Request, key string) string {
-	switch {
-	case key != "":
-		return key
-	case t.keyFunc != nil:
-		return t.keyFunc(req)
-	}
-	return requestKey(req.URL)
-}
-
-// send passes req, admitted by b (nil for none), to the base transport. A
-// response without a Body or a Header (which http.Client tolerates) gets
-// empty ones, so that nothing downstream — the classifier, the stale cache,
-// the caller — meets a nil. Under MaxConcurrent the call holds a slot of
-// b's, which the cap hands to the response body.
+// send passes req, admitted by b, to the base transport, through the
+// rules: under MaxConcurrent the call holds a slot of b's, which the cap
+// hands to the response body.
 func (t *Transport) send(req *http.Request, b *breaker) (*http.Response, error) {
-	if b != nil && t.s.caps {
-		return b.more.slots.send(t, req)
+	if t.s.sheds {
+		return b.more.rules.send(&t.s, req, t.sendBase)
 	}
+	return t.sendBase(req)
+}
+
+// sendBase passes req to the base transport. A response without a Body or
+// a Header (which http.Client tolerates) gets empty ones, so that nothing
+// downstream — the classifier, the stale cache, the caller — meets a nil.
+func (t *Transport) sendBase(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
 	if resp != nil && err == nil {
 		if resp.Body == nil {
@@ -297,7 +198,8 @@ func (t *Transport) send(req *http.Request, b *breaker) (*http.Response, error) 
 }
 
 // probe sends a half-open probe, after taking one of the fleet's leases
-// if there is a fleet; the breaker runs the call and hears its verdict.
+// if there is a fleet; the breaker runs the call and hears its verdict,
+// then the rules do.
 func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Response, error) {
 	if t.fleet != nil {
 		done, ok, err := t.fleetProbe(req, b, tk)
@@ -318,8 +220,8 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 		resp, err = t.send(req, b)
 		return t.judge(req, tk, resp, err)
 	})
-	if t.s.adapts { // a probe's answer teaches the adaptive limit too
-		t.learn(b, tk, v, req, resp, err)
+	if t.s.sheds {
+		b.more.rules.account(&t.s, b, tk, v, req, resp, err)
 	}
 	if t.stale != nil {
 		return t.staleIfError(req, resp, err, v.outcome)
@@ -327,26 +229,20 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 	return resp, err
 }
 
-// giveBack frees what an admitted call that will not be sent holds: its
-// concurrency slot, under MaxConcurrent, and its probe slot if a probe.
+// giveBack frees what an admitted call that will not be sent holds: what
+// the rules gave it, and its probe slot if a probe.
 func (t *Transport) giveBack(b *breaker, tk ticket) {
-	if t.s.caps {
-		b.more.slots.release()
+	if t.s.sheds {
+		b.more.rules.release(&t.s)
 	}
 	if tk.probe {
 		b.giveBackProbe()
 	}
 }
 
-// shed answers a call an overload rule refused: counted as shed (and, by
-// the throttle, as a request the host did not accept), its probe slot
-// given back, then refused like any refusal.
+// shed answers a call a rule refused (and counted): its probe slot given
+// back, then refused like any refusal.
 func (t *Transport) shed(req *http.Request, b *breaker, tk ticket, refusal *OverloadError) (*http.Response, error) {
-	now := t.s.clock()
-	b.more.shedding.refused(&t.s, b, now, tk.probe)
-	if t.s.throttles && !tk.probe {
-		b.more.throttle.refused(&t.s, now)
-	}
 	if tk.probe {
 		b.giveBackProbe()
 	}

@@ -110,20 +110,12 @@ type page struct {
 	now       func() time.Time
 }
 
-// host is one row, as the page and the JSON show it.
+// host is one row, as the page and the JSON show it: the host's status
+// as Snapshot reports it (a new field shows in the JSON as it is), and
+// when its circuit retries, in seconds from now.
 type host struct {
-	Host                string             `json:"host"`
-	State               string             `json:"state"`
-	Isolated            bool               `json:"isolated"`
-	ConsecutiveFailures int                `json:"consecutive_failures"`
-	OpenedAt            *time.Time         `json:"opened_at,omitempty"`
-	RetryAt             *time.Time         `json:"retry_at,omitempty"`
-	RetryInSeconds      *float64           `json:"retry_in_seconds,omitempty"`
-	Shedding            bool               `json:"shedding,omitempty"`
-	Throttle            float64            `json:"throttle,omitempty"`
-	InFlight            int                `json:"in_flight,omitempty"`
-	Limit               int                `json:"limit,omitempty"`
-	Total               httpbreaker.Counts `json:"total"`
+	httpbreaker.HostStatus
+	RetryInSeconds *float64 `json:"retry_in_seconds,omitempty"`
 }
 
 func (p *page) hosts() []host {
@@ -131,14 +123,8 @@ func (p *page) hosts() []host {
 	snap := p.t.Snapshot()
 	rows := make([]host, len(snap))
 	for i, st := range snap {
-		rows[i] = host{Host: st.Host, State: st.State.String(), Isolated: st.Isolated,
-			ConsecutiveFailures: st.ConsecutiveFailures, Shedding: st.Shedding, Throttle: st.Throttle,
-			InFlight: st.InFlight, Limit: st.Limit, Total: st.Total}
-		if !st.OpenedAt.IsZero() {
-			rows[i].OpenedAt = &snap[i].OpenedAt
-		}
+		rows[i].HostStatus = st
 		if !st.RetryAt.IsZero() {
-			rows[i].RetryAt = &snap[i].RetryAt
 			in := max(st.RetryAt.Sub(now), 0).Seconds()
 			rows[i].RetryInSeconds = &in
 		}
@@ -156,9 +142,9 @@ func summarize(rows []host) summary {
 		switch {
 		case h.Isolated:
 			s.Isolated++
-		case h.State == "open":
+		case h.State == httpbreaker.StateOpen:
 			s.Open++
-		case h.State == "half-open":
+		case h.State == httpbreaker.StateHalfOpen:
 			s.HalfOpen++
 		case h.Shedding:
 			s.Shedding++
@@ -176,9 +162,9 @@ func troubleFirst(rows []host) []host {
 		switch {
 		case h.Isolated:
 			return 3
-		case h.State == "open":
+		case h.State == httpbreaker.StateOpen:
 			return 0
-		case h.State == "half-open":
+		case h.State == httpbreaker.StateHalfOpen:
 			return 1
 		case h.Shedding:
 			return 2

@@ -75,7 +75,7 @@ button { font: inherit; padding: .15em .6em; }
 {{range .Hosts}}<tr data-host="{{.Host}}">
 <td class="host">{{.Host}}</td>
 <td><span class="state {{if .Shedding}}shedding{{else}}{{.State}}{{end}}">{{.State}}{{if .Isolated}} (isolated){{end}}{{if .Shedding}}, shedding load{{end}}</span></td>
-<td class="num run">{{if eq .State "closed"}}{{.ConsecutiveFailures}}{{else}}&mdash;{{end}}</td>
+<td class="num run">{{if eq .State.String "closed"}}{{.ConsecutiveFailures}}{{else}}&mdash;{{end}}</td>
 <td class="num requests">{{.Total.Requests}}</td>
 <td class="num successes">{{.Total.Successes}}</td>
 <td class="num failures">{{.Total.Failures}}</td>

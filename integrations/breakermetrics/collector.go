@@ -24,10 +24,38 @@ import (
 
 // Collector is a [prometheus.Collector] over one Transport.
 type Collector struct {
-	t *httpbreaker.Transport
+	t           *httpbreaker.Transport
+	hosts       []*prometheus.Desc // one per hostMetrics entry, in its order
+	transitions *prometheus.Desc
+}
 
-	state, requests, successes, failures, ignored, rejected, transitions *prometheus.Desc
-	shed, throttle, inFlight, limit, shedding, retries, retriesDenied    *prometheus.Desc
+// hostMetrics are the per-host series, one line each, read from a host's
+// httpbreaker.HostStatus: a new status field costs one line here.
+var hostMetrics = []struct {
+	name, help string
+	kind       prometheus.ValueType
+	value      func(st *httpbreaker.HostStatus) float64
+}{
+	{"state", "Circuit state per host: 0 closed, 1 open, 2 half-open.", prometheus.GaugeValue, func(st *httpbreaker.HostStatus) float64 { return float64(st.State) }},
+	{"requests_total", "Calls sent to the base transport that returned.", prometheus.CounterValue, func(st *httpbreaker.HostStatus) float64 { return float64(st.Total.Requests) }},
+	{"successes_total", "Calls classified Success.", prometheus.CounterValue, func(st *httpbreaker.HostStatus) float64 { return float64(st.Total.Successes) }},
+	{"failures_total", "Calls classified Failure (slow calls included).", prometheus.CounterValue, func(st *httpbreaker.HostStatus) float64 { return float64(st.Total.Failures) }},
+	{"ignored_total", "Calls classified Ignore.", prometheus.CounterValue, func(st *httpbreaker.HostStatus) float64 { return float64(st.Total.Ignored) }},
+	{"rejected_total", "Requests refused: circuit open, probes busy, or overload (shed_total).", prometheus.CounterValue, func(st *httpbreaker.HostStatus) float64 { return float64(st.Total.Rejected) }},
+	{"shed_total", "Requests refused for overload (Policy.Throttle or MaxConcurrent), part of rejected_total.", prometheus.CounterValue, func(st *httpbreaker.HostStatus) float64 { return float64(st.Total.Shed) }},
+	{"retries_total", "Retries Transport.AllowRetry allowed (Policy.RetryBudget).", prometheus.CounterValue, func(st *httpbreaker.HostStatus) float64 { return float64(st.Total.Retries) }},
+	{"retries_denied_total", "Retries Transport.AllowRetry refused: budget spent, circuit refusing, or host shedding.", prometheus.CounterValue, func(st *httpbreaker.HostStatus) float64 { return float64(st.Total.RetriesDenied) }},
+	{"throttle", "Share of calls adaptive throttling refuses now (Policy.Throttle).", prometheus.GaugeValue, func(st *httpbreaker.HostStatus) float64 { return st.Throttle }},
+	{"in_flight", "Calls in flight now, counted under Policy.MaxConcurrent.", prometheus.GaugeValue, func(st *httpbreaker.HostStatus) float64 { return float64(st.InFlight) }},
+	{"concurrency_limit", "The cap on calls in flight now: MaxConcurrent, or the adaptive limit under Policy.AdaptiveConcurrency; 0 when uncapped.", prometheus.GaugeValue, func(st *httpbreaker.HostStatus) float64 { return float64(st.Limit) }},
+	{"shedding", "1 while a closed circuit refuses calls for overload: up but not healthy.", prometheus.GaugeValue, func(st *httpbreaker.HostStatus) float64 { return one(st.Shedding) }},
+}
+
+func one(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Option configures a Collector. An option given a value it cannot use
@@ -90,60 +118,27 @@ func New(t *httpbreaker.Transport, opts ...Option) (*Collector, error) {
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(o.namespace, "", name), help, labels, o.constLabels)
 	}
-	return &Collector{
-		t:             t,
-		state:         desc("state", "Circuit state per host: 0 closed, 1 open, 2 half-open.", "host"),
-		requests:      desc("requests_total", "Calls sent to the base transport that returned.", "host"),
-		successes:     desc("successes_total", "Calls classified Success.", "host"),
-		failures:      desc("failures_total", "Calls classified Failure (slow calls included).", "host"),
-		ignored:       desc("ignored_total", "Calls classified Ignore.", "host"),
-		rejected:      desc("rejected_total", "Requests refused: circuit open, probes busy, or overload (shed_total).", "host"),
-		transitions:   desc("transitions_total", "State changes of every host, by from and to.", "from", "to"),
-		shed:          desc("shed_total", "Requests refused for overload (Policy.Throttle or MaxConcurrent), part of rejected_total.", "host"),
-		throttle:      desc("throttle", "Share of calls adaptive throttling refuses now (Policy.Throttle).", "host"),
-		inFlight:      desc("in_flight", "Calls in flight now, counted under Policy.MaxConcurrent.", "host"),
-		limit:         desc("concurrency_limit", "The cap on calls in flight now: MaxConcurrent, or the adaptive limit under Policy.AdaptiveConcurrency; 0 when uncapped.", "host"),
-		shedding:      desc("shedding", "1 while a closed circuit refuses calls for overload: up but not healthy.", "host"),
-		retries:       desc("retries_total", "Retries Transport.AllowRetry allowed (Policy.RetryBudget).", "host"),
-		retriesDenied: desc("retries_denied_total", "Retries Transport.AllowRetry refused: budget spent, circuit refusing, or host shedding.", "host"),
-	}, nil
+	col := &Collector{t: t, transitions: desc("transitions_total", "State changes of every host, by from and to.", "from", "to")}
+	for _, m := range hostMetrics {
+		col.hosts = append(col.hosts, desc(m.name, m.help, "host"))
+	}
+	return col, nil
 }
 
 // Describe sends the descriptors of every metric.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.state, c.requests, c.successes, c.failures, c.ignored, c.rejected, c.transitions,
-		c.shed, c.throttle, c.inFlight, c.limit, c.shedding, c.retries, c.retriesDenied} {
+	for _, d := range c.hosts {
 		ch <- d
 	}
+	ch <- c.transitions
 }
 
 // Collect sends the current values.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range c.t.Snapshot() {
-		ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, float64(st.State), st.Host)
-		for _, m := range []struct {
-			desc  *prometheus.Desc
-			value uint64
-		}{
-			{c.requests, st.Total.Requests},
-			{c.successes, st.Total.Successes},
-			{c.failures, st.Total.Failures},
-			{c.ignored, st.Total.Ignored},
-			{c.rejected, st.Total.Rejected},
-			{c.shed, st.Total.Shed},
-			{c.retries, st.Total.Retries},
-			{c.retriesDenied, st.Total.RetriesDenied},
-		} {
-			ch <- prometheus.MustNewConstMetric(m.desc, prometheus.CounterValue, float64(m.value), st.Host)
+		for i, m := range hostMetrics {
+			ch <- prometheus.MustNewConstMetric(c.hosts[i], m.kind, m.value(&st), st.Host)
 		}
-		shedding := 0.0
-		if st.Shedding {
-			shedding = 1
-		}
-		ch <- prometheus.MustNewConstMetric(c.throttle, prometheus.GaugeValue, st.Throttle, st.Host)
-		ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(st.InFlight), st.Host)
-		ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(st.Limit), st.Host)
-		ch <- prometheus.MustNewConstMetric(c.shedding, prometheus.GaugeValue, shedding, st.Host)
 	}
 	for _, tc := range c.t.Transitions() {
 		ch <- prometheus.MustNewConstMetric(c.transitions, prometheus.CounterValue, float64(tc.Count), tc.From.String(), tc.To.String())

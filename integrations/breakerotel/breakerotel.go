@@ -82,27 +82,16 @@ func Register(t *httpbreaker.Transport, mp metric.MeterProvider, opts ...Option)
 		}
 	}
 	meter := mp.Meter(ScopeName)
-	state, err1 := meter.Int64ObservableGauge("httpbreaker.circuit.state", metric.WithUnit("{state}"),
-		metric.WithDescription("Circuit state per host: 0 closed, 1 open, 2 half-open."))
-	calls, err2 := meter.Int64ObservableCounter("httpbreaker.calls", metric.WithUnit("{call}"),
-		metric.WithDescription("Calls that reached the base transport and returned, by outcome."))
-	rejected, err3 := meter.Int64ObservableCounter("httpbreaker.rejected", metric.WithUnit("{request}"),
-		metric.WithDescription("Requests refused: circuit open, probes busy, or overload (httpbreaker.shed)."))
-	transitions, err4 := meter.Int64ObservableCounter("httpbreaker.transitions", metric.WithUnit("{transition}"),
+	instruments := make([]metric.Observable, len(hostMetrics), len(hostMetrics)+1)
+	var errs []error
+	for i, m := range hostMetrics {
+		var err error
+		instruments[i], err = m.make(meter)
+		errs = append(errs, err)
+	}
+	transitions, err := meter.Int64ObservableCounter("httpbreaker.transitions", metric.WithUnit("{transition}"),
 		metric.WithDescription("State changes of every host, by from and to."))
-	shed, err5 := meter.Int64ObservableCounter("httpbreaker.shed", metric.WithUnit("{request}"),
-		metric.WithDescription("Requests refused for overload (Policy.Throttle or MaxConcurrent), part of httpbreaker.rejected."))
-	throttle, err6 := meter.Float64ObservableGauge("httpbreaker.throttle", metric.WithUnit("1"),
-		metric.WithDescription("Share of calls adaptive throttling refuses now."))
-	inFlight, err7 := meter.Int64ObservableGauge("httpbreaker.in_flight", metric.WithUnit("{call}"),
-		metric.WithDescription("Calls in flight now, counted under Policy.MaxConcurrent."))
-	shedding, err8 := meter.Int64ObservableGauge("httpbreaker.shedding", metric.WithUnit("1"),
-		metric.WithDescription("1 while a closed circuit refuses calls for overload: up but not healthy."))
-	limit, err9 := meter.Int64ObservableGauge("httpbreaker.concurrency.limit", metric.WithUnit("{call}"),
-		metric.WithDescription("The cap on calls in flight now: MaxConcurrent, or the adaptive limit under Policy.AdaptiveConcurrency; 0 when uncapped."))
-	retries, err10 := meter.Int64ObservableCounter("httpbreaker.retries", metric.WithUnit("{retry}"),
-		metric.WithDescription("Retries Transport.AllowRetry answered (Policy.RetryBudget), by httpbreaker.retry: allowed or denied."))
-	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8, err9, err10); err != nil {
+	if err := errors.Join(append(errs, err)...); err != nil {
 		return nil, fmt.Errorf("breakerotel: %w", err)
 	}
 	observe := func(_ context.Context, o metric.Observer) error {
@@ -110,24 +99,19 @@ func Register(t *httpbreaker.Transport, mp metric.MeterProvider, opts ...Option)
 			// A fresh slice per host: c.attrs is shared, and its spare
 			// capacity must not be written by two collections at once.
 			hostAttrs := append(slices.Clip(c.attrs), attribute.String("server.address", st.Host))
-			perHost := metric.WithAttributes(hostAttrs...)
-			o.ObserveInt64(state, int64(st.State), perHost)
-			for outcome, n := range map[string]uint64{"success": st.Total.Successes, "failure": st.Total.Failures, "ignore": st.Total.Ignored} {
-				o.ObserveInt64(calls, int64(n), metric.WithAttributes(append(slices.Clip(hostAttrs), attribute.String("httpbreaker.outcome", outcome))...))
+			for i, m := range hostMetrics {
+				for _, r := range m.read(&st) {
+					attrs := hostAttrs
+					if m.by != "" {
+						attrs = append(slices.Clip(hostAttrs), attribute.String(m.by, r.of))
+					}
+					if m.float {
+						o.ObserveFloat64(instruments[i].(metric.Float64Observable), r.f, metric.WithAttributes(attrs...))
+					} else {
+						o.ObserveInt64(instruments[i].(metric.Int64Observable), r.n, metric.WithAttributes(attrs...))
+					}
+				}
 			}
-			o.ObserveInt64(rejected, int64(st.Total.Rejected), perHost)
-			o.ObserveInt64(shed, int64(st.Total.Shed), perHost)
-			o.ObserveFloat64(throttle, st.Throttle, perHost)
-			o.ObserveInt64(inFlight, int64(st.InFlight), perHost)
-			o.ObserveInt64(limit, int64(st.Limit), perHost)
-			for answer, n := range map[string]uint64{"allowed": st.Total.Retries, "denied": st.Total.RetriesDenied} {
-				o.ObserveInt64(retries, int64(n), metric.WithAttributes(append(slices.Clip(hostAttrs), attribute.String("httpbreaker.retry", answer))...))
-			}
-			isShedding := int64(0)
-			if st.Shedding {
-				isShedding = 1
-			}
-			o.ObserveInt64(shedding, isShedding, perHost)
 		}
 		for _, tc := range t.Transitions() {
 			o.ObserveInt64(transitions, int64(tc.Count), metric.WithAttributes(append(slices.Clip(c.attrs),
@@ -135,5 +119,70 @@ func Register(t *httpbreaker.Transport, mp metric.MeterProvider, opts ...Option)
 		}
 		return nil
 	}
-	return meter.RegisterCallback(observe, state, calls, rejected, transitions, shed, throttle, inFlight, shedding, limit, retries)
+	return meter.RegisterCallback(observe, append(instruments, transitions)...)
+}
+
+// hostMetric is one per-host instrument, read from a host's
+// httpbreaker.HostStatus.
+type hostMetric struct {
+	name, unit, description string
+	counter, float          bool   // a counter (else a gauge); float64 values (else int64)
+	by                      string // the attribute that tells read's values apart; "" for one value
+	read                    func(st *httpbreaker.HostStatus) []reading
+}
+
+// reading is one value of a host's instrument: n, or f for a float one, of
+// the attribute value of (none without by).
+type reading struct {
+	of string
+	n  int64
+	f  float64
+}
+
+// hostMetrics are the per-host instruments, one entry each: a new status
+// field costs one entry here.
+var hostMetrics = []hostMetric{
+	{name: "httpbreaker.circuit.state", unit: "{state}", description: "Circuit state per host: 0 closed, 1 open, 2 half-open.",
+		read: func(st *httpbreaker.HostStatus) []reading { return count(int64(st.State)) }},
+	{name: "httpbreaker.calls", unit: "{call}", description: "Calls that reached the base transport and returned, by outcome.", counter: true, by: "httpbreaker.outcome",
+		read: func(st *httpbreaker.HostStatus) []reading {
+			return []reading{{of: "success", n: int64(st.Total.Successes)}, {of: "failure", n: int64(st.Total.Failures)}, {of: "ignore", n: int64(st.Total.Ignored)}}
+		}},
+	{name: "httpbreaker.rejected", unit: "{request}", description: "Requests refused: circuit open, probes busy, or overload (httpbreaker.shed).", counter: true,
+		read: func(st *httpbreaker.HostStatus) []reading { return count(int64(st.Total.Rejected)) }},
+	{name: "httpbreaker.shed", unit: "{request}", description: "Requests refused for overload (Policy.Throttle or MaxConcurrent), part of httpbreaker.rejected.", counter: true,
+		read: func(st *httpbreaker.HostStatus) []reading { return count(int64(st.Total.Shed)) }},
+	{name: "httpbreaker.throttle", unit: "1", description: "Share of calls adaptive throttling refuses now.", float: true,
+		read: func(st *httpbreaker.HostStatus) []reading { return []reading{{f: st.Throttle}} }},
+	{name: "httpbreaker.in_flight", unit: "{call}", description: "Calls in flight now, counted under Policy.MaxConcurrent.",
+		read: func(st *httpbreaker.HostStatus) []reading { return count(int64(st.InFlight)) }},
+	{name: "httpbreaker.shedding", unit: "1", description: "1 while a closed circuit refuses calls for overload: up but not healthy.",
+		read: func(st *httpbreaker.HostStatus) []reading { return count(one(st.Shedding)) }},
+	{name: "httpbreaker.concurrency.limit", unit: "{call}", description: "The cap on calls in flight now: MaxConcurrent, or the adaptive limit under Policy.AdaptiveConcurrency; 0 when uncapped.",
+		read: func(st *httpbreaker.HostStatus) []reading { return count(int64(st.Limit)) }},
+	{name: "httpbreaker.retries", unit: "{retry}", description: "Retries Transport.AllowRetry answered (Policy.RetryBudget), by httpbreaker.retry: allowed or denied.", counter: true, by: "httpbreaker.retry",
+		read: func(st *httpbreaker.HostStatus) []reading {
+			return []reading{{of: "allowed", n: int64(st.Total.Retries)}, {of: "denied", n: int64(st.Total.RetriesDenied)}}
+		}},
+}
+
+func count(n int64) []reading { return []reading{{n: n}} }
+
+func one(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// make creates the instrument on meter.
+func (m hostMetric) make(meter metric.Meter) (metric.Observable, error) {
+	unit, description := metric.WithUnit(m.unit), metric.WithDescription(m.description)
+	switch {
+	case m.float:
+		return meter.Float64ObservableGauge(m.name, unit, description)
+	case m.counter:
+		return meter.Int64ObservableCounter(m.name, unit, description)
+	}
+	return meter.Int64ObservableGauge(m.name, unit, description)
 }

@@ -1,0 +1,184 @@
+package httpbreaker
+
+import "net/http"
+
+// The rules beyond the circuit, listed once, in RoundTrip's order. Each is
+// a room of its own — its state, admission, accounting, status and reset
+// in one file — and this table is the only place that names them all:
+//
+//	throttle.go     Policy.Throttle             admission (never a probe), refusals, closed calls
+//	concurrency.go  Policy.MaxConcurrent        admission (a slot), release, the slot's body
+//	adaptive.go     Policy.AdaptiveConcurrency  the cap's limit; learns from calls and probes
+//	shedding.go     either of the first two     refusals counted as shed, the shedding news
+//	budget.go       Policy.RetryBudget          Transport.AllowRetry, off the request's path
+//
+// hostRules' methods are the steps, each a direct call to each rule behind
+// the policy's flag: no interface, so a rule the policy leaves off costs a
+// call nothing but the flag's test, and a policy with none of them skips
+// the table (Transport.RoundTrip tests sheds).
+
+// ruleSet says which rules the policy turns on: derived once, with the
+// Transport (shared.init), and part of every host's shared.
+type ruleSet struct {
+	throttles bool // Policy.Throttle
+	caps      bool // Policy.MaxConcurrent, the cap
+	adapts    bool // Policy.AdaptiveConcurrency: the cap's limit moves
+	sheds     bool // either rule that refuses for overload is on
+	budgets   bool // Policy.RetryBudget
+}
+
+func newRuleSet(p Policy) ruleSet {
+	r := ruleSet{
+		throttles: p.Throttle > 0,
+		caps:      p.MaxConcurrent > 0,
+		adapts:    p.AdaptiveConcurrency,
+		budgets:   p.RetryBudget > 0,
+	}
+	r.sheds = r.throttles || r.caps
+	return r
+}
+
+// hostRules is a host's state for each rule the policy turns on (nil, or
+// empty, for the others). Made with the host, then only read.
+type hostRules struct {
+	throttle *throttle
+	slots    *concurrencyCap
+	limit    *adaptiveLimit
+	shedding *shedding
+	budget   retryBudgets // made at the host's first AllowRetry
+}
+
+// init makes the state of each rule the policy turns on for host.
+func (r *hostRules) init(host string, s *shared) {
+	if s.throttles {
+		r.throttle = newThrottle(host)
+	}
+	if s.caps {
+		r.slots = newConcurrencyCap(host, s.adapts)
+	}
+	if s.adapts {
+		r.limit = newAdaptiveLimit(s)
+	}
+	if s.sheds {
+		r.shedding = new(shedding)
+	}
+}
+
+// admit asks each rule, in order, whether a call the circuit of b
+// admitted may go: the throttle (never for a probe), then the concurrency
+// cap under its limit, static or adaptive (which may stamp the ticket to
+// time the call). A refusal comes back counted (refused). evicted says
+// the host was forgotten to make room as the call took its slot: the slot
+// is given back, and the call must start again on the key's new host.
+func (r *hostRules) admit(s *shared, b *breaker, tk ticket, c Criticality) (_ ticket, refusal *OverloadError, evicted bool) {
+	if s.throttles && !tk.probe && r.throttle.refuses(s, c) {
+		r.refused(s, b, tk)
+		return tk, &r.throttle.refusal, false
+	}
+	if s.caps {
+		limit := s.policy.MaxConcurrent
+		if s.adapts {
+			limit, tk = r.limit.admits(s, c, tk)
+		}
+		if !r.slots.acquire(limit) {
+			r.refused(s, b, tk)
+			return tk, &r.slots.refusal, false
+		}
+		if b.forgotten.Load() {
+			r.slots.release()
+			return tk, nil, true
+		}
+	}
+	return tk, nil, false
+}
+
+// refused counts a call refused for overload: as shed, and by the
+// throttle as a request the host did not accept (a probe's refusal is
+// shed, and no more).
+func (r *hostRules) refused(s *shared, b *breaker, tk ticket) {
+	now := s.clock()
+	r.shedding.refused(s, b, now, tk.probe)
+	if s.throttles && !tk.probe {
+		r.throttle.refused(s, now)
+	}
+}
+
+// send sends req for an admitted call through send (the base): under the
+// cap, the call's slot passes to the response body.
+func (r *hostRules) send(s *shared, req *http.Request, send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+	if s.caps {
+		return r.slots.send(req, send)
+	}
+	return send(req)
+}
+
+// account counts a call's verdict for each rule: a closed call's by the
+// throttle and for the shedding news; every answer, a probe's too, by the
+// adaptive limit, with the calls in flight as it came.
+func (r *hostRules) account(s *shared, b *breaker, tk ticket, v verdict, req *http.Request, resp *http.Response, err error) {
+	if !tk.probe {
+		if s.throttles {
+			r.throttle.account(s, v)
+		}
+		r.shedding.account(s, b, v)
+	}
+	if s.adapts {
+		status := answer(resp, err)
+		r.limit.learn(s, tk.start, v.at, status, r.slots.inFlightAnswering(req, resp, status))
+	}
+}
+
+// release frees what an admitted call that will not be sent holds of the
+// rules: its concurrency slot, under MaxConcurrent.
+func (r *hostRules) release(s *shared) {
+	if s.caps {
+		r.slots.release()
+	}
+}
+
+// status fills each rule's part of a host's status (st has the circuit's).
+func (r *hostRules) status(s *shared, st *HostStatus) {
+	if s.budgets {
+		r.budget.status(st)
+	}
+	if !s.sheds {
+		return
+	}
+	now := s.clock()
+	r.shedding.status(s, st, now)
+	if s.throttles {
+		r.throttle.status(s, st, now)
+	}
+	if s.caps {
+		r.slots.status(s, st)
+	}
+	if s.adapts {
+		r.limit.status(st)
+	}
+}
+
+// reset empties what the rules learned of the host (ClearState).
+func (r *hostRules) reset(s *shared) {
+	if s.throttles {
+		r.throttle.reset()
+	}
+	if s.adapts {
+		r.limit.reset(s)
+	}
+	if s.budgets {
+		r.budget.reset()
+	}
+}
+
+// busy reports whether calls hold concurrency slots of the host's: such a
+// host is never forgotten to make room. Only under MaxConcurrent.
+func (b *breaker) busy() bool { return b.more.rules.slots.busy() }
+
+// answer is the status code of a call's answer, or 0 when none came (send
+// returns a response exactly when it returns no error).
+func answer(resp *http.Response, err error) int {
+	if err != nil {
+		return 0
+	}
+	return resp.StatusCode
+}
