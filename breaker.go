@@ -131,7 +131,7 @@ func (b *breaker) report(s *shared, tk ticket, v verdict) {
 	case tk.probe:
 		b.reportProbe(s, tk, v)
 	case v.outcome == Ignore:
-	case b.rateTrips(s, tk, v): // a success may bring the window to its minimum
+	case s.counts && b.rateTrips(s, tk, v): // a success may bring the window to its minimum
 		b.trip(s, tk.gen, v, true)
 	case v.outcome == Success:
 		b.forgetFailures(tk)
@@ -175,7 +175,7 @@ func (b *breaker) countFailure(s *shared, tk ticket, v verdict) {
 // one, and reports whether its failure ratio now opens the circuit (under
 // Window). While no failure is in the window, a success costs one update.
 func (b *breaker) rateTrips(s *shared, tk ticket, v verdict) bool {
-	if !s.counts || b.load().gen() != tk.gen { // b.more is fixed when the window is kept
+	if b.load().gen() != tk.gen { // b.more is fixed when the window is kept (s.counts)
 		return false
 	}
 	window := b.more.window

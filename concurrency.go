@@ -47,20 +47,20 @@ func (c *concurrencyCap) status(s *shared, st *HostStatus) {
 	st.InFlight, st.Limit = int(c.inFlight.Load()), s.policy.MaxConcurrent
 }
 
-// send passes req to the base, through send, for a call holding one of
-// c's slots: the slot is given back when the base returns an error or
-// panics, at once for a response that cannot have a body, and otherwise
-// when the body is closed, read to its end or fails, or is dropped and
-// collected (see hold). A response the Transport swallows (a 5xx replaced
+// send passes req to base for a call holding one of c's slots: the slot
+// is given back when the base returns an error or panics, at once for a
+// response that cannot have a body, and otherwise when the body is
+// closed, read to its end or fails, or is dropped and collected (see
+// hold). A response the Transport swallows (a 5xx replaced
 // by a stale one) is closed, which frees it too.
-func (c *concurrencyCap) send(req *http.Request, send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+func (c *concurrencyCap) send(req *http.Request, base http.RoundTripper) (*http.Response, error) {
 	handed := false
 	defer func() {
 		if !handed {
 			c.release()
 		}
 	}()
-	resp, err := send(req)
+	resp, err := fromBase(base.RoundTrip(req))
 	if err != nil || cannotHaveBody(req, resp) {
 		return resp, err
 	}

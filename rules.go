@@ -67,13 +67,14 @@ func (r *hostRules) init(host string, s *shared) {
 // admit asks each rule, in order, whether a call the circuit of b
 // admitted may go: the throttle (never for a probe), then the concurrency
 // cap under its limit, static or adaptive (which may stamp the ticket to
-// time the call). A refusal comes back counted (refused). evicted says
-// the host was forgotten to make room as the call took its slot: the slot
-// is given back, and the call must start again on the key's new host.
-func (r *hostRules) admit(s *shared, b *breaker, tk ticket, c Criticality) (_ ticket, refusal *OverloadError, evicted bool) {
+// time the call). A refusal comes back counted (refused), or as
+// errEvicted when the host was forgotten to make room as the call took
+// its slot: the slot is given back, and the call must start again on the
+// key's new host.
+func (r *hostRules) admit(s *shared, b *breaker, tk ticket, c Criticality) (ticket, *OverloadError) {
 	if s.throttles && !tk.probe && r.throttle.refuses(s, c) {
 		r.refused(s, b, tk)
-		return tk, &r.throttle.refusal, false
+		return tk, &r.throttle.refusal
 	}
 	if s.caps {
 		limit := s.policy.MaxConcurrent
@@ -82,15 +83,19 @@ func (r *hostRules) admit(s *shared, b *breaker, tk ticket, c Criticality) (_ ti
 		}
 		if !r.slots.acquire(limit) {
 			r.refused(s, b, tk)
-			return tk, &r.slots.refusal, false
+			return tk, &r.slots.refusal
 		}
 		if b.forgotten.Load() {
 			r.slots.release()
-			return tk, nil, true
+			return tk, errEvicted
 		}
 	}
-	return tk, nil, false
+	return tk, nil
 }
+
+// errEvicted is admit's word for a call whose host was forgotten as it
+// took its slot; never returned to a caller.
+var errEvicted = new(OverloadError)
 
 // refused counts a call refused for overload: as shed, and by the
 // throttle as a request the host did not accept (a probe's refusal is
@@ -103,13 +108,10 @@ func (r *hostRules) refused(s *shared, b *breaker, tk ticket) {
 	}
 }
 
-// send sends req for an admitted call through send (the base): under the
-// cap, the call's slot passes to the response body.
-func (r *hostRules) send(s *shared, req *http.Request, send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
-	if s.caps {
-		return r.slots.send(req, send)
-	}
-	return send(req)
+// send sends req for a call the cap admitted to base: the call's slot
+// passes to the response body. Only under MaxConcurrent.
+func (r *hostRules) send(req *http.Request, base http.RoundTripper) (*http.Response, error) {
+	return r.slots.send(req, base)
 }
 
 // account counts a call's verdict for each rule: a closed call's by the

@@ -25,11 +25,15 @@ func (sh *shedding) refused(s *shared, b *breaker, now int64, probe bool) {
 }
 
 // account tells listeners a host stopped shedding once a closed-path
-// call ends a full quiet period (ruleWindow) after the last refusal.
+// call ends a full quiet period (ruleWindow) after the last refusal. While
+// the host is not shedding it costs one atomic load (inlined).
 func (sh *shedding) account(s *shared, b *breaker, v verdict) {
-	if !b.more.events.shedding.Load() {
-		return
+	if b.more.events.shedding.Load() {
+		sh.quietAfter(s, b, v)
 	}
+}
+
+func (sh *shedding) quietAfter(s *shared, b *breaker, v verdict) {
 	if !v.timed {
 		v.at = s.clock()
 	}

@@ -128,7 +128,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, err
 	case b == nil: // WithoutBreaker, or no room under WithMaxHosts
-		return t.sendBase(req)
+		return fromBase(t.base.RoundTrip(req))
 	}
 	tk, open := b.admit(&t.s) // the circuit
 	if open != nil {
@@ -136,13 +136,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if t.s.sheds { // the rules beyond it (rules.go)
 		var shed *OverloadError
-		var evicted bool
-		switch tk, shed, evicted = b.more.rules.admit(&t.s, b, tk, criticality); {
-		case shed != nil:
-			return t.shed(req, b, tk, shed)
-		case evicted: // as the call took its slot: again, on the key's new host
+		switch tk, shed = b.more.rules.admit(&t.s, b, tk, criticality); {
+		case shed == errEvicted: // as the call took its slot: again, on the key's new host
 			t.giveBack(b, tk)
 			return t.RoundTrip(req)
+		case shed != nil:
+			return t.shed(req, b, tk, shed)
 		}
 	}
 	if tk.probe {
@@ -171,30 +170,32 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// send passes req, admitted by b, to the base transport, through the
-// rules: under MaxConcurrent the call holds a slot of b's, which the cap
-// hands to the response body.
+// send passes req, admitted by b, to the base transport: under
+// MaxConcurrent through the cap (rules.go), whose slot the call holds and
+// the response body then.
 func (t *Transport) send(req *http.Request, b *breaker) (*http.Response, error) {
-	if t.s.sheds {
-		return b.more.rules.send(&t.s, req, t.sendBase)
+	if t.s.caps {
+		return b.more.rules.send(req, t.base)
 	}
-	return t.sendBase(req)
+	return fromBase(t.base.RoundTrip(req))
 }
 
-// sendBase passes req to the base transport. A response without a Body or
-// a Header (which http.Client tolerates) gets empty ones, so that nothing
-// downstream — the classifier, the stale cache, the caller — meets a nil.
-func (t *Transport) sendBase(req *http.Request) (*http.Response, error) {
-	resp, err := t.base.RoundTrip(req)
-	if resp != nil && err == nil {
-		if resp.Body == nil {
-			resp.Body = http.NoBody
-		}
-		if resp.Header == nil {
-			resp.Header = make(http.Header)
-		}
+// fromBase is what the base returned, made to obey the RoundTripper
+// contract: exactly one of the response and the error. A response without
+// a Body or a Header (which http.Client tolerates) gets empty ones, so
+// that nothing downstream — the classifier, the stale cache, the caller —
+// meets a nil.
+func fromBase(resp *http.Response, err error) (*http.Response, error) {
+	if resp == nil || err != nil {
+		return oneOf(resp, err, errNilResponse)
 	}
-	return oneOf(resp, err, errNilResponse)
+	if resp.Body == nil {
+		resp.Body = http.NoBody
+	}
+	if resp.Header == nil {
+		resp.Header = make(http.Header)
+	}
+	return resp, nil
 }
 
 // probe sends a half-open probe, after taking one of the fleet's leases
