@@ -27,7 +27,7 @@ type hostMore struct {
 // needs at once.
 func newHost(key string, s *shared) *breaker {
 	b := &breaker{host: key}
-	if !s.counts && !s.sheds {
+	if !s.counts && !s.hosted {
 		return b
 	}
 	m := new(hostMore)
@@ -42,7 +42,7 @@ func newHost(key string, s *shared) *breaker {
 // hostStatus describes the host: its circuit, then each rule's part.
 func (b *breaker) hostStatus(s *shared) HostStatus {
 	st := b.status(s)
-	if s.sheds || s.budgets { // more was made with the host (budgets need the window)
+	if s.hosted { // more was made with the host
 		b.more.rules.status(s, &st)
 	}
 	return st
@@ -50,7 +50,7 @@ func (b *breaker) hostStatus(s *shared) HostStatus {
 
 // clearRules empties what the rules learned of the host (ClearState).
 func (b *breaker) clearRules(s *shared) {
-	if s.sheds || s.budgets {
+	if s.hosted {
 		b.more.rules.reset(s)
 	}
 }

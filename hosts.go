@@ -133,9 +133,7 @@ func (t *Transport) Status(host string) HostStatus {
 		return b.hostStatus(&t.s)
 	}
 	st := HostStatus{Host: t.hostKey(host), State: StateClosed}
-	if t.s.caps { // static, or adaptive from its ceiling: what the host's first call meets
-		st.Limit = t.s.policy.MaxConcurrent
-	}
+	t.s.untracked(&st)
 	return st
 }
 

@@ -136,7 +136,7 @@ func TestBoundHoldsWhenTheVictimTripsFirst(t *testing.T) {
 // finds no room: obtain says so rather than forget a busy host or pass the
 // bound.
 func TestNoRoomWhenEveryHostIsBusy(t *testing.T) {
-	s := &shared{policy: Policy{MaxConcurrent: 1}.withDefaults(), now: time.Now, epoch: time.Now(), ruleSet: ruleSet{caps: true, sheds: true}}
+	s := &shared{policy: Policy{MaxConcurrent: 1}.withDefaults(), now: time.Now, epoch: time.Now(), ruleSet: newRuleSet(Policy{MaxConcurrent: 1})}
 	r := registry{max: 2, slots: true}
 	for _, key := range []string{"a.test", "b.test"} {
 		b := r.obtain(key, s)

@@ -17,14 +17,20 @@ import "net/http"
 // call nothing but the flag's test, and a policy with none of them skips
 // the table (Transport.RoundTrip tests sheds).
 
-// ruleSet says which rules the policy turns on: derived once, with the
-// Transport (shared.init), and part of every host's shared.
+// ruleSet says which rules the policy turns on, and so which steps of the
+// table any rule takes part in: RoundTrip calls a step only then. Derived
+// once, with the Transport (shared.init), and part of every host's shared.
 type ruleSet struct {
 	throttles bool // Policy.Throttle
 	caps      bool // Policy.MaxConcurrent, the cap
 	adapts    bool // Policy.AdaptiveConcurrency: the cap's limit moves
-	sheds     bool // either rule that refuses for overload is on
 	budgets   bool // Policy.RetryBudget
+	sheds     bool // a rule that refuses for overload is on
+
+	hosted   bool // a rule keeps state per host: hostMore is made with the host
+	admits   bool // a rule takes part in admit, refused and release
+	sends    bool // a rule takes part in the send
+	accounts bool // a rule hears each call's verdict (account)
 }
 
 func newRuleSet(p Policy) ruleSet {
@@ -35,6 +41,8 @@ func newRuleSet(p Policy) ruleSet {
 		budgets:   p.RetryBudget > 0,
 	}
 	r.sheds = r.throttles || r.caps
+	r.hosted = r.sheds || r.budgets
+	r.admits, r.sends, r.accounts = r.sheds, r.caps, r.sheds
 	return r
 }
 
@@ -139,6 +147,7 @@ func (r *hostRules) release(s *shared) {
 }
 
 // status fills each rule's part of a host's status (st has the circuit's).
+// Only when hosted.
 func (r *hostRules) status(s *shared, st *HostStatus) {
 	if s.budgets {
 		r.budget.status(st)
@@ -159,7 +168,8 @@ func (r *hostRules) status(s *shared, st *HostStatus) {
 	}
 }
 
-// reset empties what the rules learned of the host (ClearState).
+// reset empties what the rules learned of the host (ClearState). Only
+// when hosted.
 func (r *hostRules) reset(s *shared) {
 	if s.throttles {
 		r.throttle.reset()
@@ -169,6 +179,15 @@ func (r *hostRules) reset(s *shared) {
 	}
 	if s.budgets {
 		r.budget.reset()
+	}
+}
+
+// untracked fills the rules' part of the status of a host not tracked:
+// under a cap, the Limit its first call meets (static, or adaptive from its
+// ceiling).
+func (s *shared) untracked(st *HostStatus) {
+	if s.caps {
+		st.Limit = s.policy.MaxConcurrent
 	}
 }
 

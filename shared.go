@@ -45,7 +45,7 @@ func (s *shared) init(policy Policy, now func() time.Time, listeners []func(Tran
 	s.timed = policy.Window > 0 || policy.SlowCall > 0 || policy.Throttle > 0 || policy.RetryBudget > 0
 	s.window = policy.ruleWindow()
 	s.counts, s.rates = policy.Window > 0 || policy.RetryBudget > 0, policy.Window > 0
-	s.plain = !s.timed && !s.sheds && policy.MaxRetryAfter == 0
+	s.plain = !s.timed && !s.accounts && policy.MaxRetryAfter == 0
 	s.random = rand.Float64
 }
 

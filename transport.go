@@ -134,7 +134,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if open != nil {
 		return t.refuse(req, b, open)
 	}
-	if t.s.sheds { // the rules beyond it (rules.go)
+	if t.s.admits { // the rules beyond it (rules.go)
 		var shed *OverloadError
 		switch tk, shed = b.more.rules.admit(&t.s, b, tk, criticality); {
 		case shed == errEvicted: // as the call took its slot: again, on the key's new host
@@ -157,7 +157,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		v := t.judge(req, tk, resp, err)
 		outcome = v.outcome
 		b.report(&t.s, tk, v)
-		if t.s.sheds { // then by the rules
+		if t.s.accounts { // then by the rules
 			b.more.rules.account(&t.s, b, tk, v, req, resp, err)
 		}
 	}
@@ -174,7 +174,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // MaxConcurrent through the cap (rules.go), whose slot the call holds and
 // the response body then.
 func (t *Transport) send(req *http.Request, b *breaker) (*http.Response, error) {
-	if t.s.caps {
+	if t.s.sends {
 		return b.more.rules.send(req, t.base)
 	}
 	return fromBase(t.base.RoundTrip(req))
@@ -221,7 +221,7 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 		resp, err = t.send(req, b)
 		return t.judge(req, tk, resp, err)
 	})
-	if t.s.sheds {
+	if t.s.accounts {
 		b.more.rules.account(&t.s, b, tk, v, req, resp, err)
 	}
 	if t.stale != nil {
@@ -233,7 +233,7 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 // giveBack frees what an admitted call that will not be sent holds: what
 // the rules gave it, and its probe slot if a probe.
 func (t *Transport) giveBack(b *breaker, tk ticket) {
-	if t.s.sheds {
+	if t.s.admits {
 		b.more.rules.release(&t.s)
 	}
 	if tk.probe {
