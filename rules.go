@@ -123,9 +123,10 @@ func (r *hostRules) send(req *http.Request, base http.RoundTripper) (*http.Respo
 }
 
 // account counts a call's verdict for each rule: a closed call's by the
-// throttle and for the shedding news; every answer, a probe's too, by the
-// adaptive limit, with the calls in flight as it came.
-func (r *hostRules) account(s *shared, b *breaker, tk ticket, v verdict, req *http.Request, resp *http.Response, err error) {
+// throttle and for the shedding news; every answer (resp, nil for none),
+// a probe's too, by the adaptive limit, with the calls in flight as it
+// came.
+func (r *hostRules) account(s *shared, b *breaker, tk ticket, v verdict, req *http.Request, resp *http.Response) {
 	if !tk.probe {
 		if s.throttles {
 			r.throttle.account(s, v)
@@ -133,7 +134,7 @@ func (r *hostRules) account(s *shared, b *breaker, tk ticket, v verdict, req *ht
 		r.shedding.account(s, b, v)
 	}
 	if s.adapts {
-		status := answer(resp, err)
+		status := answer(resp)
 		r.limit.learn(s, tk.start, v.at, status, r.slots.inFlightAnswering(req, resp, status))
 	}
 }
@@ -195,10 +196,10 @@ func (s *shared) untracked(st *HostStatus) {
 // host is never forgotten to make room. Only under MaxConcurrent.
 func (b *breaker) busy() bool { return b.more.rules.slots.busy() }
 
-// answer is the status code of a call's answer, or 0 when none came (send
-// returns a response exactly when it returns no error).
-func answer(resp *http.Response, err error) int {
-	if err != nil {
+// answer is the status code of a call's answer, resp, or 0 when none came
+// (send returns a response exactly when it returns no error).
+func answer(resp *http.Response) int {
+	if resp == nil {
 		return 0
 	}
 	return resp.StatusCode

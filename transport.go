@@ -158,7 +158,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		outcome = v.outcome
 		b.report(&t.s, tk, v)
 		if t.s.accounts { // then by the rules
-			b.more.rules.account(&t.s, b, tk, v, req, resp, err)
+			b.more.rules.account(&t.s, b, tk, v, req, resp)
 		}
 	}
 	if t.fleet != nil && (outcome != Success || hadFailures) && !b.forgotten.Load() { // a healthy call tells the fleet nothing
@@ -222,7 +222,7 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 		return t.judge(req, tk, resp, err)
 	})
 	if t.s.accounts {
-		b.more.rules.account(&t.s, b, tk, v, req, resp, err)
+		b.more.rules.account(&t.s, b, tk, v, req, resp)
 	}
 	if t.stale != nil {
 		return t.staleIfError(req, resp, err, v.outcome)
