@@ -14,8 +14,8 @@ import "net/http"
 //
 // hostRules' methods are the steps, each a direct call to each rule behind
 // the policy's flag: no interface, so a rule the policy leaves off costs a
-// call nothing but the flag's test, and a policy with none of them skips
-// the table (Transport.RoundTrip tests sheds).
+// call nothing but the flag's test, and a step no rule of the policy takes
+// part in is not called at all (ruleSet's step flags).
 
 // ruleSet says which rules the policy turns on, and so which steps of the
 // table any rule takes part in: RoundTrip calls a step only then. Derived
