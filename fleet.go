@@ -2,7 +2,6 @@ package httpbreaker
 
 import (
 	"context"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,16 +95,16 @@ type FleetEvent struct {
 // should bound its own operations more tightly.
 const storeTimeout = time.Second
 
-// storeContext is the context of a Store call made on req's behalf (nil:
-// an operator's call): req's values, such as the trace, without its
-// cancellation — the bookkeeping must happen even if the caller has gone —
-// and the store timeout.
-func storeContext(req *http.Request) (context.Context, context.CancelFunc) {
-	ctx := context.Background()
-	if req != nil {
-		ctx = context.WithoutCancel(req.Context())
+// storeContext is the context of a Store call made on behalf of a call
+// whose context is ctx (nil: an operator's call): ctx's values, such as the
+// trace, without its cancellation — the bookkeeping must happen even if
+// the caller has gone — and the store timeout.
+func storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	base := context.Background()
+	if ctx != nil {
+		base = context.WithoutCancel(ctx)
 	}
-	return context.WithTimeout(ctx, storeTimeout)
+	return context.WithTimeout(base, storeTimeout)
 }
 
 // fleet is the Transport's link to its Store.
@@ -159,29 +158,29 @@ func (t *Transport) adopt(ev FleetEvent) {
 // tellStore reports a closed-path call to the Store: a failure counts for
 // the fleet (and may open the fleet's circuit); the first success after
 // failures ends the member's run. Successes of a healthy host say nothing.
-func (t *Transport) tellStore(req *http.Request, b *breaker, tk ticket, o Outcome, hadFailures bool) {
+func (t *Transport) tellStore(ctx context.Context, b *breaker, tk ticket, o Outcome, hadFailures bool) {
 	switch {
 	case o == Ignore:
 	case o == Success:
 		if hadFailures {
-			t.endRun(req, b)
+			t.endRun(ctx, b)
 		}
 	default:
 		w := b.load()
 		switch {
 		case w.gen() == tk.gen: // still closed: the member's run grows
-			said, err := t.reportFailure(req, b, max(w.failures(), 1))
+			said, err := t.reportFailure(ctx, b, max(w.failures(), 1))
 			switch {
 			case err != nil: // the local breaker has counted it: go on alone
 			case said.Fleet.Open:
 				t.adopt(said.Fleet)
 			case said.Trip:
 				if b.trip(&t.s, tk.gen, verdict{outcome: Failure}, true) {
-					t.announceOpen(req, b)
+					t.announceOpen(ctx, b)
 				}
 			}
 		case w.state() == StateOpen && !b.refusal.Load().Isolated: // this call, or one beside it, opened the circuit
-			t.openedOwn(req, b, w, false)
+			t.openedOwn(ctx, b, w, false)
 		}
 	}
 }
@@ -193,10 +192,10 @@ func (t *Transport) tellStore(req *http.Request, b *breaker, tk ticket, o Outcom
 // the fleet's opening comes later, unless the member had none (wasOwn
 // false) when the fleet's was already there. A Store in trouble leaves
 // the member alone.
-func (t *Transport) openedOwn(req *http.Request, b *breaker, w word, wasOwn bool) {
-	said, err := t.reportFailure(req, b, t.s.policy.FailureThreshold)
+func (t *Transport) openedOwn(ctx context.Context, b *breaker, w word, wasOwn bool) {
+	said, err := t.reportFailure(ctx, b, t.s.policy.FailureThreshold)
 	if err == nil && said.Trip && !said.Fleet.Open {
-		t.announceOpen(req, b)
+		t.announceOpen(ctx, b)
 		return
 	}
 	if err != nil || wasOwn || !said.Fleet.Open {
@@ -209,26 +208,26 @@ func (t *Transport) openedOwn(req *http.Request, b *breaker, w word, wasOwn bool
 
 // reportFailure tells the Store of a failure of b's host, with the
 // member's own run.
-func (t *Transport) reportFailure(req *http.Request, b *breaker, run int) (FleetVerdict, error) {
-	ctx, cancel := storeContext(req)
+func (t *Transport) reportFailure(ctx context.Context, b *breaker, run int) (FleetVerdict, error) {
+	sctx, cancel := storeContext(ctx)
 	defer cancel()
-	return t.fleet.store.Failure(ctx, FailureReport{Host: b.host, Run: run, Threshold: t.s.policy.FailureThreshold})
+	return t.fleet.store.Failure(sctx, FailureReport{Host: b.host, Run: run, Threshold: t.s.policy.FailureThreshold})
 }
 
 // endRun tells the Store that the member's run of failures of b's host is
 // over.
-func (t *Transport) endRun(req *http.Request, b *breaker) {
-	ctx, cancel := storeContext(req)
+func (t *Transport) endRun(ctx context.Context, b *breaker) {
+	sctx, cancel := storeContext(ctx)
 	defer cancel()
-	_ = t.fleet.store.Success(ctx, b.host)
+	_ = t.fleet.store.Success(sctx, b.host)
 }
 
 // announceOpen tells the fleet that b's circuit is open, and until when.
-func (t *Transport) announceOpen(req *http.Request, b *breaker) {
+func (t *Transport) announceOpen(ctx context.Context, b *breaker) {
 	until := b.refusal.Load().RetryAt // zero for an isolated host
-	ctx, cancel := storeContext(req)
+	sctx, cancel := storeContext(ctx)
 	defer cancel()
-	_ = t.fleet.store.Open(ctx, b.host, until)
+	_ = t.fleet.store.Open(sctx, b.host, until)
 }
 
 // fleetProbe asks the Store for a probe lease, waiting no longer than the
@@ -241,46 +240,46 @@ func (t *Transport) announceOpen(req *http.Request, b *breaker) {
 //
 // A circuit the member opened on its own probes on its own: no lease, and
 // its end speaks for the member only (ownProbeEnded).
-func (t *Transport) fleetProbe(req *http.Request, b *breaker, tk ticket) (done func(after word), ok bool, err error) {
+func (t *Transport) fleetProbe(ctx context.Context, b *breaker, tk ticket) (done func(after word), ok bool, err error) {
 	if b.more.fleet.probesAlone(tk) {
-		return func(w word) { t.ownProbeEnded(req, b, tk, w) }, true, nil
+		return func(w word) { t.ownProbeEnded(ctx, b, tk, w) }, true, nil
 	}
-	ctx, cancel := context.WithTimeout(req.Context(), storeTimeout)
-	lease, ok, storeErr := t.fleet.store.AcquireProbe(ctx, b.host, t.s.policy.HalfOpenMaxRequests)
+	wait, cancel := context.WithTimeout(ctx, storeTimeout)
+	lease, ok, storeErr := t.fleet.store.AcquireProbe(wait, b.host, t.s.policy.HalfOpenMaxRequests)
 	cancel()
 	if storeErr == nil && !ok {
 		return nil, false, nil
 	}
 	release := func() {
 		if storeErr == nil {
-			ctx, cancel := storeContext(req)
+			sctx, cancel := storeContext(ctx)
 			defer cancel()
-			_ = t.fleet.store.ReleaseProbe(ctx, b.host, lease)
+			_ = t.fleet.store.ReleaseProbe(sctx, b.host, lease)
 		}
 	}
-	if req.Context().Err() != nil {
+	if ctx.Err() != nil {
 		release()
-		return nil, true, context.Cause(req.Context())
+		return nil, true, context.Cause(ctx)
 	}
 	return func(w word) {
-		t.announceProbe(req, b, tk, w)
+		t.announceProbe(ctx, b, tk, w)
 		release()
 	}, true, nil
 }
 
 // announceProbe tells the fleet how a probe ended, given the state word
 // after it: closed or reopened.
-func (t *Transport) announceProbe(req *http.Request, b *breaker, tk ticket, w word) {
+func (t *Transport) announceProbe(ctx context.Context, b *breaker, tk ticket, w word) {
 	if w.gen() == tk.gen {
 		return // still half-open: an ignored probe, or more successes needed
 	}
 	switch w.state() {
 	case StateClosed:
-		ctx, cancel := storeContext(req)
+		sctx, cancel := storeContext(ctx)
 		defer cancel()
-		_ = t.fleet.store.Reset(ctx, b.host)
+		_ = t.fleet.store.Reset(sctx, b.host)
 	case StateOpen:
-		t.announceOpen(req, b)
+		t.announceOpen(ctx, b)
 	}
 }
 
@@ -288,13 +287,13 @@ func (t *Transport) announceProbe(req *http.Request, b *breaker, tk ticket, w wo
 // ended: closed, the member's run is over; reopened, the member reports
 // the failure again, which keeps its vote fresh and may make the fleet's
 // case.
-func (t *Transport) ownProbeEnded(req *http.Request, b *breaker, tk ticket, w word) {
+func (t *Transport) ownProbeEnded(ctx context.Context, b *breaker, tk ticket, w word) {
 	switch {
 	case w.gen() == tk.gen: // still half-open
 	case w.state() == StateClosed:
-		t.endRun(req, b)
+		t.endRun(ctx, b)
 	case w.state() == StateOpen:
-		t.openedOwn(req, b, w, true)
+		t.openedOwn(ctx, b, w, true)
 	}
 }
 

@@ -162,7 +162,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	if t.fleet != nil && (outcome != Success || hadFailures) && !b.forgotten.Load() { // a healthy call tells the fleet nothing
-		t.tellStore(req, b, tk, outcome, hadFailures)
+		t.tellStore(req.Context(), b, tk, outcome, hadFailures)
 	}
 	if t.stale != nil {
 		return t.staleIfError(req, resp, err, outcome)
@@ -203,7 +203,7 @@ func fromBase(resp *http.Response, err error) (*http.Response, error) {
 // then the rules do.
 func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Response, error) {
 	if t.fleet != nil {
-		done, ok, err := t.fleetProbe(req, b, tk)
+		done, ok, err := t.fleetProbe(req.Context(), b, tk)
 		switch {
 		case !ok: // another member holds the fleet's probes
 			t.giveBack(b, tk)
