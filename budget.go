@@ -1,6 +1,7 @@
 package httpbreaker
 
 import (
+	"context"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -55,35 +56,73 @@ func (t *Transport) AllowRetry(req *http.Request) bool { return t.retry(req, tru
 // once, allowed or denied.
 func (t *Transport) CanRetry(req *http.Request) bool { return t.retry(req, false) }
 
+// AllowRetryCall is AllowRetry for a call that is not an HTTP request:
+// whether the call to the circuit named key (as Allow names it) may be
+// retried now, withdrawing the retry from its budget. ctx is the call's:
+// WithoutBreaker may always retry, a done context may not.
+func (t *Transport) AllowRetryCall(ctx context.Context, key string) bool {
+	return t.retryKey(ctx, key, true)
+}
+
+// CanRetryCall is CanRetry for a call that is not an HTTP request: what
+// AllowRetryCall would answer now, without withdrawing.
+func (t *Transport) CanRetryCall(ctx context.Context, key string) bool {
+	return t.retryKey(ctx, key, false)
+}
+
+// retryKey answers AllowRetryCall (withdraw) or CanRetryCall.
+func (t *Transport) retryKey(ctx context.Context, key string, withdraw bool) bool {
+	if t.base == nil || ctx == nil || key == "" || ctx.Err() != nil {
+		return false
+	}
+	if controlsSeen.Load() && controlsOf(ctx).bypass {
+		return true
+	}
+	var b *breaker
+	if t.s.budgets {
+		b = t.hosts.obtain(key, &t.s)
+	} else {
+		b = t.hosts.lookup(key)
+	}
+	return t.retryOn(b, withdraw)
+}
+
 // retry answers AllowRetry (withdraw) or CanRetry.
 func (t *Transport) retry(req *http.Request, withdraw bool) bool {
-	b, refused, ok := t.retryFor(req)
-	if b == nil || !t.s.budgets {
-		return ok && !refused
+	b, ok := t.retryFor(req)
+	return ok && t.retryOn(b, withdraw)
+}
+
+// retryOn answers for a retry to b (nil: no circuit, which may retry):
+// refused while the circuit or shedding would refuse it, and under
+// RetryBudget by the budget, which counts the answer.
+func (t *Transport) retryOn(b *breaker, withdraw bool) bool {
+	if b == nil {
+		return true
+	}
+	refused := b.current(&t.s) != StateClosed || b.shedding(&t.s)
+	if !t.s.budgets {
+		return !refused
 	}
 	return b.more.rules.budget.get().take(&t.s, b.more.window, refused, withdraw)
 }
 
-// retryFor finds the host a retry of req would go to (nil for none) and
-// whether its circuit or shedding refuses it; ok is false for a request
-// that may not be retried at all, and true with no host for one
-// WithoutBreaker, or, without RetryBudget, to a host never called. Under
-// RetryBudget it tracks the host as the retry's call will, and marks it
-// used: a host being retried is in use, eviction's last pick, and one the
-// bound forgot comes back with a new budget, its floor counted like any
-// other's instead of a yes counted nowhere.
-func (t *Transport) retryFor(req *http.Request) (b *breaker, refused, ok bool) {
+// retryFor finds the host a retry of req would go to (nil for none); ok
+// is false for a request that may not be retried at all, and true with no
+// host for one WithoutBreaker, or, without RetryBudget, to a host never
+// called. Under RetryBudget it tracks the host as the retry's call will,
+// and marks it used: a host being retried is in use, eviction's last
+// pick, and one the bound forgot comes back with a new budget, its floor
+// counted like any other's instead of a yes counted nowhere.
+func (t *Transport) retryFor(req *http.Request) (b *breaker, ok bool) {
 	if req == nil || req.Context().Err() != nil {
-		return nil, false, false
+		return nil, false
 	}
 	b, _, err := t.hostOf(req, t.s.budgets)
-	switch {
-	case err != nil:
-		return nil, false, false
-	case b == nil: // WithoutBreaker, never called, or no room under the bound: nor will its call have a circuit
-		return nil, false, true
+	if err != nil {
+		return nil, false
 	}
-	return b, b.current(&t.s) != StateClosed || b.shedding(&t.s), true
+	return b, true // b nil: WithoutBreaker, never called, or no room under the bound
 }
 
 // retryBudgets holds a host's retry budget once it has one.

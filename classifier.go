@@ -116,6 +116,17 @@ func classifyError(err error) Outcome {
 	return Failure
 }
 
+// DefaultErrorClassifier is what an error returned by a call made with
+// [Transport.Do] means by default: nil succeeds, the caller's own
+// cancellation (an error matching [context.Canceled]) is ignored, and any
+// other error fails — a deadline that expired too, as for requests.
+func DefaultErrorClassifier(err error) Outcome {
+	if err == nil {
+		return Success
+	}
+	return classifyError(err)
+}
+
 // statusSet is a bitset over the three-digit status codes.
 type statusSet [1000/64 + 1]uint64
 

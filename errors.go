@@ -109,5 +109,8 @@ var (
 	errNilURL      = errors.New("httpbreaker: request has a nil URL")
 	errEmptyHost   = errors.New("httpbreaker: request has no host to key a breaker on")
 	errNotNew      = errors.New("httpbreaker: Transport used without being made by New")
+	errEmptyKey    = errors.New("httpbreaker: Allow or Do needs a key to name the circuit")
+	errNilContext  = errors.New("httpbreaker: Allow or Do needs a context (context.Background() for none)")
+	errNilCall     = errors.New("httpbreaker: Do needs a call to make")
 	errNilResponse = errors.New("httpbreaker: base RoundTripper returned neither a response nor an error")
 )

@@ -523,3 +523,57 @@ func ExampleTransport_AllowRetry() {
 	// upstream calls for 10 calls: 13
 	// retries allowed: 3 denied: 10
 }
+
+// Do guards a call that is not HTTP — a database, a queue, a gRPC backend
+// — with the same circuits, rules, status and Store as requests: here a
+// database that is down.
+func ExampleTransport_Do() {
+	rt, err := httpbreaker.New(nil, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 3}))
+	if err != nil {
+		panic(err)
+	}
+	defer rt.Close()
+	errDown := errors.New("connection refused")
+	query := func(ctx context.Context) error { return errDown } // db.QueryRowContext(ctx, …).Scan(…)
+
+	for i := range 5 {
+		err := rt.Do(context.Background(), "orders-db", query)
+		if errors.Is(err, httpbreaker.ErrCircuitOpen) {
+			fmt.Printf("query %d: refused, not sent\n", i+1)
+			continue
+		}
+		fmt.Printf("query %d: %v\n", i+1, err)
+	}
+	fmt.Println("orders-db:", rt.State("orders-db"))
+	// Output:
+	// query 1: connection refused
+	// query 2: connection refused
+	// query 3: connection refused
+	// query 4: refused, not sent
+	// query 5: refused, not sent
+	// orders-db: open
+}
+
+// Allow is the two-step form, for a call whose outcome is known later
+// than its function returns — a stream, a message awaiting its ack: done
+// must be called once, on every path.
+func ExampleTransport_Allow() {
+	rt, err := httpbreaker.New(nil, httpbreaker.WithPolicy(httpbreaker.Policy{MaxConcurrent: 1}))
+	if err != nil {
+		panic(err)
+	}
+	defer rt.Close()
+	ctx := context.Background()
+
+	done, err := rt.Allow(ctx, "queue")
+	if err != nil {
+		panic(err)
+	}
+	_, err = rt.Allow(ctx, "queue") // the first call holds the only slot
+	fmt.Println("second call:", err)
+	done(httpbreaker.Success) // the message was acknowledged
+	fmt.Println("in flight after done:", rt.Status("queue").InFlight)
+	// Output:
+	// second call: httpbreaker: "queue" overloaded, MaxConcurrent calls in flight
+	// in flight after done: 0
+}

@@ -12,14 +12,8 @@ import (
 // outcome (anything but Success and Ignore is a Failure), then the policy's
 // timed rules: slow calls and Retry-After.
 func (t *Transport) judge(req *http.Request, tk ticket, resp *http.Response, err error) verdict {
-	v := verdict{outcome: t.classifyCall(req, resp, err)}
+	v := t.timed(tk, t.classifyCall(req, resp, err))
 	p := &t.s.policy
-	if t.s.timed || tk.start != 0 { // a rule stamped the call's admission: time its end
-		v.at, v.timed = t.s.clock(), true
-	}
-	if v.outcome == Success && p.SlowCall > 0 && v.at-tk.start > int64(p.SlowCall) {
-		v.outcome = Failure
-	}
 	if v.outcome == Failure && p.MaxRetryAfter > 0 && resp != nil &&
 		(resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
 		if !v.timed {
@@ -28,6 +22,21 @@ func (t *Transport) judge(req *http.Request, tk ticket, resp *http.Response, err
 		if until, ok := retryAfter(resp.Header, t.s.instant(v.at)); ok {
 			v.until = max(min(t.s.offset(until), later(v.at, p.MaxRetryAfter)), 1) // 0 means none
 		}
+	}
+	return v
+}
+
+// timed is the verdict on a call of outcome o (normalised) before
+// Retry-After: timed when the policy reads the clock on every call or a rule
+// stamped the call's admission, and a success slower than SlowCall failed.
+// judge's, and a non-HTTP call's (Allow), whole verdict.
+func (t *Transport) timed(tk ticket, o Outcome) verdict {
+	v := verdict{outcome: o.normal()}
+	if t.s.timed || tk.start != 0 {
+		v.at, v.timed = t.s.clock(), true
+	}
+	if v.outcome == Success && t.s.policy.SlowCall > 0 && v.at-tk.start > int64(t.s.policy.SlowCall) {
+		v.outcome = Failure
 	}
 	return v
 }

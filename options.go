@@ -26,6 +26,8 @@ type config struct {
 	// callerHeaders are added to DefaultCallerHeaders for the stale cache.
 	callerHeaders []string
 	store         Store
+	// errorClassifier judges Do's calls.
+	errorClassifier func(error) Outcome
 }
 
 // WithPolicy sets the thresholds and timeouts; see [Policy] for the defaults
@@ -48,6 +50,23 @@ func WithClassifier(classify Classifier) Option {
 			return errors.New("httpbreaker: WithClassifier(nil)")
 		}
 		c.classifier = classify
+		return nil
+	}
+}
+
+// WithErrorClassifier sets what an error returned by a call made with
+// [Transport.Do] means for its circuit; the default is
+// [DefaultErrorClassifier]. It judges Do's calls only: requests have
+// WithClassifier's, and a caller of [Transport.Allow] passes its outcome
+// to done. When the context given to Do was canceled, err matches
+// [context.Canceled] with [errors.Is] whatever the call returned, and
+// unwraps to it.
+func WithErrorClassifier(classify func(err error) Outcome) Option {
+	return func(c *config) error {
+		if classify == nil {
+			return errors.New("httpbreaker: WithErrorClassifier(nil)")
+		}
+		c.errorClassifier = classify
 		return nil
 	}
 }

@@ -123,9 +123,10 @@ func (r *hostRules) send(req *http.Request, base http.RoundTripper) (*http.Respo
 }
 
 // account counts a call's verdict for each rule: a closed call's by the
-// throttle and for the shedding news; every answer (resp, nil for none),
-// a probe's too, by the adaptive limit, with the calls in flight as it
-// came.
+// throttle and for the shedding news; every answer, a probe's too, by the
+// adaptive limit, with the calls in flight as it came. req and resp are
+// the HTTP call's (resp nil for no answer); both nil for a call that is
+// not HTTP (Transport.Allow), which still holds its slot.
 func (r *hostRules) account(s *shared, b *breaker, tk ticket, v verdict, req *http.Request, resp *http.Response) {
 	if !tk.probe {
 		if s.throttles {
@@ -134,8 +135,15 @@ func (r *hostRules) account(s *shared, b *breaker, tk ticket, v verdict, req *ht
 		r.shedding.account(s, b, v)
 	}
 	if s.adapts {
-		status := answer(resp)
-		r.limit.learn(s, tk.start, v.at, status, r.slots.inFlightAnswering(req, resp, status))
+		var status int
+		var inFlight int64
+		if req == nil {
+			status, inFlight = callAnswer(v), r.slots.inFlight.Load()
+		} else {
+			status = answer(resp)
+			inFlight = r.slots.inFlightAnswering(req, resp, status)
+		}
+		r.limit.learn(s, tk.start, v.at, status, inFlight)
 	}
 }
 
@@ -195,6 +203,20 @@ func (s *shared) untracked(st *HostStatus) {
 // busy reports whether calls hold concurrency slots of the host's: such a
 // host is never forgotten to make room. Only under MaxConcurrent.
 func (b *breaker) busy() bool { return b.more.rules.slots.busy() }
+
+// callAnswer is what a call that is not HTTP answered, as a status: a
+// success is an answer whose latency the adaptive limit learns, a failure
+// one without (as a 503 is: the callee pushing back, or failing fast), an
+// ignored call none.
+func callAnswer(v verdict) int {
+	switch v.outcome {
+	case Success:
+		return http.StatusOK
+	case Failure:
+		return http.StatusServiceUnavailable
+	}
+	return 0
+}
 
 // answer is the status code of a call's answer, resp, or 0 when none came
 // (send returns a response exactly when it returns no error).

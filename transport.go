@@ -23,12 +23,14 @@ type Transport struct {
 	owned    bool // base is the pool New made: Close closes its idle connections
 	s        shared
 	classify Classifier
-	methods  methodTable
-	keyFunc  func(*http.Request) string // nil: the normalised host
-	fallback Fallback                   // nil: refusals return *OpenError
-	stale    *staleCache                // nil: no stale-if-error
-	fleet    *fleet                     // nil: circuits live in this process only
-	hosts    registry
+	// classifyErr judges Do's calls (WithErrorClassifier).
+	classifyErr func(error) Outcome
+	methods     methodTable
+	keyFunc     func(*http.Request) string // nil: the normalised host
+	fallback    Fallback                   // nil: refusals return *OpenError
+	stale       *staleCache                // nil: no stale-if-error
+	fleet       *fleet                     // nil: circuits live in this process only
+	hosts       registry
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -47,7 +49,7 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpbreaker: DefaultMethods: %w", err)
 	}
-	c := config{classifier: DefaultClassifier, methods: methods, now: time.Now, maxHosts: DefaultMaxHosts}
+	c := config{classifier: DefaultClassifier, errorClassifier: DefaultErrorClassifier, methods: methods, now: time.Now, maxHosts: DefaultMaxHosts}
 	for i, opt := range opts {
 		if opt == nil {
 			return nil, fmt.Errorf("httpbreaker: option %d of New is nil", i)
@@ -68,12 +70,13 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 	}
 	policy := c.policy.withDefaults()
 	t := &Transport{
-		base:     base,
-		owned:    owned,
-		classify: c.classifier,
-		methods:  c.methods,
-		keyFunc:  c.keyFunc,
-		fallback: c.fallback,
+		base:        base,
+		owned:       owned,
+		classify:    c.classifier,
+		classifyErr: c.errorClassifier,
+		methods:     c.methods,
+		keyFunc:     c.keyFunc,
+		fallback:    c.fallback,
 	}
 	t.s.init(policy, c.now, c.listeners)
 	if c.staleBytes > 0 {
