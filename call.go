@@ -36,8 +36,8 @@ import (
 // WithoutBreaker, allow every call and count none. Allow allocates the
 // done func (two small objects); Do allocates nothing.
 func (t *Transport) Allow(ctx context.Context, key string) (done func(Outcome), err error) {
-	a, err := t.allow(ctx, key)
-	if err != nil {
+	var a admission
+	if err := t.allow(&a, ctx, key); err != nil {
 		return nil, err
 	}
 	if a.b == nil {
@@ -55,25 +55,36 @@ func (t *Transport) Allow(ctx context.Context, key string) (done func(Outcome), 
 // its error is judged by the error classifier ([DefaultErrorClassifier]:
 // nil succeeds, the caller's own cancellation is ignored, any other error
 // fails; [WithErrorClassifier] sets another) and returned unchanged. A call
-// that panics is ended as Ignore, its slots given back, and the panic goes
-// on.
+// that panics tells the circuit nothing: the panic goes on, and a slot it
+// held (a concurrency slot, a probe's) is given back, the call counted as
+// ignored.
 func (t *Transport) Do(ctx context.Context, key string, call func(context.Context) error) error {
 	if call == nil {
 		return errNilCall
 	}
-	a, err := t.allow(ctx, key)
-	if err != nil {
+	var a admission
+	if err := t.allow(&a, ctx, key); err != nil {
 		return err
 	}
+	if a.b != nil && a.holds() {
+		return a.doHolding(ctx, call)
+	}
+	err := call(ctx) // holding nothing, a panic leaves nothing to give back: no defer
+	a.end(t.classifyDo(ctx, err))
+	return err
+}
+
+// doHolding is Do for a call that holds a slot, given back if it panics.
+func (a *admission) doHolding(ctx context.Context, call func(context.Context) error) error {
 	ended := false
 	defer func() {
 		if !ended {
 			a.end(Ignore)
 		}
 	}()
-	err = call(ctx)
+	err := call(ctx)
 	ended = true
-	a.end(t.classifyDo(ctx, err))
+	a.end(a.t.classifyDo(ctx, err))
 	return err
 }
 
@@ -84,6 +95,9 @@ func (t *Transport) Do(ctx context.Context, key string, call func(context.Contex
 func (t *Transport) classifyDo(ctx context.Context, err error) Outcome {
 	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
 		err = canceledError{err}
+	}
+	if t.classifyErr == nil {
+		return DefaultErrorClassifier(err)
 	}
 	return t.classifyErr(err)
 }
@@ -104,34 +118,37 @@ type admission struct {
 	leased func(after word)
 }
 
-// allow admits a call to the circuit named key, as RoundTrip admits a
-// request, or says why not.
-func (t *Transport) allow(ctx context.Context, key string) (admission, error) {
+// allow admits a call to the circuit named key into a, as RoundTrip admits
+// a request, or says why not. (a is the caller's: an admission returned by
+// value costs Do a copy of it.)
+func (t *Transport) allow(a *admission, ctx context.Context, key string) error {
 	switch {
 	case t.base == nil:
-		return admission{}, errNotNew
+		return errNotNew
 	case ctx == nil:
-		return admission{}, errNilContext
+		return errNilContext
 	case key == "":
-		return admission{}, errEmptyKey
+		return errEmptyKey
 	}
 	var criticality Criticality
 	if controlsSeen.Load() {
 		c := controlsOf(ctx)
 		if c.bypass {
-			return admission{t: t}, nil
+			a.t = t
+			return nil
 		}
 		criticality = c.criticality
 	}
 	for {
 		b := t.hosts.obtain(key, &t.s)
 		if b == nil {
-			return admission{t: t}, nil
+			a.t = t
+			return nil
 		}
 		tk, open := b.admit(&t.s) // the circuit
 		if open != nil {
 			b.counts.rejected.Add(1)
-			return admission{}, open
+			return open
 		}
 		if t.s.admits { // the rules beyond it (rules.go)
 			var shed *OverloadError
@@ -144,13 +161,13 @@ func (t *Transport) allow(ctx context.Context, key string) (admission, error) {
 					b.giveBackProbe()
 				}
 				b.counts.rejected.Add(1)
-				return admission{}, shed
+				return shed
 			}
 		}
-		a := admission{t: t, b: b, tk: tk, ctx: ctx}
+		a.t, a.b, a.tk, a.ctx = t, b, tk, ctx
 		if !tk.probe {
 			a.hadFailures = t.fleet != nil && b.load().failures() > 0
-			return a, nil
+			return nil
 		}
 		if t.fleet != nil {
 			leased, ok, err := t.fleetProbe(ctx, b, tk)
@@ -158,14 +175,14 @@ func (t *Transport) allow(ctx context.Context, key string) (admission, error) {
 			case !ok: // another member holds the fleet's probes
 				t.giveBack(b, tk)
 				b.counts.rejected.Add(1)
-				return admission{}, b.refusal.Load()
+				return b.refusal.Load()
 			case err != nil: // the caller gave up while the Store decided
 				t.giveBack(b, tk)
-				return admission{}, err
+				return err
 			}
 			a.leased = leased
 		}
-		return a, nil
+		return nil
 	}
 }
 
@@ -181,10 +198,16 @@ func (a *admission) end(o Outcome) {
 	if b == nil {
 		return
 	}
-	v := t.timed(a.tk, o)
-	b.report(&t.s, a.tk, v)
-	if t.s.accounts {
-		b.more.rules.account(&t.s, b, a.tk, v, nil, nil)
+	o = o.normal()
+	if t.s.plain { // as RoundTrip: no rule needs the clock or the verdict's details
+		b.reportPlain(&t.s, a.tk, o)
+	} else {
+		v := t.timed(a.tk, o)
+		o = v.outcome
+		b.report(&t.s, a.tk, v)
+		if t.s.accounts {
+			b.more.rules.account(&t.s, b, a.tk, v, nil, nil)
+		}
 	}
 	if t.s.admits {
 		b.more.rules.release(&t.s)
@@ -192,8 +215,8 @@ func (a *admission) end(o Outcome) {
 	switch {
 	case a.leased != nil:
 		a.leased(b.load())
-	case !a.tk.probe && t.fleet != nil && (v.outcome != Success || a.hadFailures) && !b.forgotten.Load():
-		t.tellStore(a.ctx, b, a.tk, v.outcome, a.hadFailures)
+	case !a.tk.probe && t.fleet != nil && (o != Success || a.hadFailures) && !b.forgotten.Load():
+		t.tellStore(a.ctx, b, a.tk, o, a.hadFailures)
 	}
 }
 
@@ -205,7 +228,9 @@ type pending struct {
 
 func (p *pending) done(o Outcome) {
 	if p.ended.CompareAndSwap(false, true) {
-		runtime.SetFinalizer(p, nil)
+		if p.a.holds() {
+			runtime.SetFinalizer(p, nil)
+		}
 		p.a.end(o)
 	}
 }

@@ -337,3 +337,15 @@ func TestDoAllocatesNothing(t *testing.T) {
 		assert.Zero(t, allocs, "%+v", p)
 	}
 }
+
+// Holding no slot, a call that panics leaves the circuit as it was.
+func TestDoThatPanicsHoldingNothingTellsNothing(t *testing.T) {
+	rt := newTransport(t, nil, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}))
+	ctx := context.Background()
+	require.PanicsWithValue(t, "boom", func() {
+		_ = rt.Do(ctx, "k", func(context.Context) error { panic("boom") })
+	})
+	assert.True(t, rt.IsClosed("k"))
+	assert.Equal(t, httpbreaker.Counts{}, rt.Status("k").Total)
+	require.NoError(t, rt.Do(ctx, "k", succeeds))
+}

@@ -23,7 +23,8 @@ type Transport struct {
 	owned    bool // base is the pool New made: Close closes its idle connections
 	s        shared
 	classify Classifier
-	// classifyErr judges Do's calls (WithErrorClassifier).
+	// classifyErr judges Do's calls (WithErrorClassifier); nil for
+	// DefaultErrorClassifier, called directly.
 	classifyErr func(error) Outcome
 	methods     methodTable
 	keyFunc     func(*http.Request) string // nil: the normalised host
@@ -49,7 +50,7 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpbreaker: DefaultMethods: %w", err)
 	}
-	c := config{classifier: DefaultClassifier, errorClassifier: DefaultErrorClassifier, methods: methods, now: time.Now, maxHosts: DefaultMaxHosts}
+	c := config{classifier: DefaultClassifier, methods: methods, now: time.Now, maxHosts: DefaultMaxHosts}
 	for i, opt := range opts {
 		if opt == nil {
 			return nil, fmt.Errorf("httpbreaker: option %d of New is nil", i)

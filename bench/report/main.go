@@ -86,6 +86,8 @@ func (s samples) med(name, unit string) float64 {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
+var callPeers = []string{"httpbreaker-do", "httpbreaker-allow", "gobreaker-execute", "failsafe-get"}
+
 var peers = []string{"httpbreaker", "httpbreaker-window", "httpbreaker-throttle", "httpbreaker-maxconcurrent", "httpbreaker-adaptive", "httpbreaker-budget",
 	"floor", "gobreaker", "failsafe", "resty", "hystrix"}
 
@@ -125,6 +127,17 @@ func write(s samples, cpu, table string) {
 			num(s.med("Loopback", who+"/bare"), 3))
 	}
 
+	p("\n## Calls that are not HTTP\n\nOne backend under one breaker, a call that succeeds at once: `Transport.Do` and `Allow`/done beside gobreaker's `Execute` and failsafe-go's `Get`; overhead = contender − the bare call.\n\n")
+	p("| contender | serial ns/op | overhead | ÷ gobreaker's | parallel, one key ns/op | overhead | ÷ gobreaker's | allocs/op |\n|---|---|---|---|---|---|---|---|\n")
+	for _, who := range callPeers {
+		so, po := over("CallSerial", who), over("CallParallel", who)
+		p("| %s | %.1f | %.1f | %.2f | %.1f | %.1f | %.2f | %.0f |\n", who,
+			s.med("CallSerial/"+who, "ns/op"), so, so/over("CallSerial", "gobreaker-execute"),
+			s.med("CallParallel/"+who, "ns/op"), po, po/over("CallParallel", "gobreaker-execute"),
+			s.med("CallSerial/"+who, "allocs/op"))
+	}
+	p("\nBare call: %.1f ns/op serial, %.1f ns/op parallel.\n", s.med("CallSerial/bare", "ns/op"), s.med("CallParallel/bare", "ns/op"))
+
 	hb, gb, fl := "httpbreaker", "gobreaker", "floor"
 	p("\n## What it shows\n\n")
 	p("- Closed path: httpbreaker's overhead is %.2f× gobreaker-per-host's serially and %.2f× in parallel over 1000 hosts (goals ≤ 0.25 and ≤ 0.33), and %.2f× / %.2f× the floor's (goal ≤ 2), with %.0f allocs/op.\n",
@@ -149,6 +162,11 @@ func write(s samples, cpu, table string) {
 		over("ClosedParallel1000Hosts", capped), over("ClosedParallel1000Hosts", adaptive), s.med("ClosedSerial/"+adaptive, "allocs/op"))
 	p("- Retry budget: a call under `Window` + `RetryBudget` costs %.1f ns/op of overhead against the rate window's %.1f (%.2f×, goal ≤ 1.2): the budget reads the window the calls already fill.\n",
 		over("ClosedSerial", budget), over("ClosedSerial", win), over("ClosedSerial", budget)/over("ClosedSerial", win))
+	p("- Calls that are not HTTP: `Do` costs %.1f ns/op over the bare call serially — the closed HTTP path's overhead is %.1f, and a closure call %.1f — %.2f× gobreaker's `Execute`, with %.0f allocs/op; in parallel on one key %.1f (%.2f× gobreaker's). `Allow` allocates its done (%.0f allocs/op).\n",
+		over("CallSerial", "httpbreaker-do"), over("ClosedSerial", hb), s.med("CallSerial/bare", "ns/op"),
+		over("CallSerial", "httpbreaker-do")/over("CallSerial", "gobreaker-execute"), s.med("CallSerial/httpbreaker-do", "allocs/op"),
+		over("CallParallel", "httpbreaker-do"), over("CallParallel", "httpbreaker-do")/over("CallParallel", "gobreaker-execute"),
+		s.med("CallSerial/httpbreaker-allow", "allocs/op"))
 	p("- Calls until open (a failing host, a fresh breaker): ")
 	for i, who := range []string{hb, gb, "failsafe", "resty", "hystrix"} {
 		if i > 0 {
