@@ -2,6 +2,7 @@ package integrations_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"log"
 	"log/slog"
@@ -18,9 +19,12 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"resty.dev/v3"
 
 	"github.com/httpbreaker/httpbreaker"
+	"github.com/httpbreaker/httpbreaker/integrations/breakergrpc"
 	"github.com/httpbreaker/httpbreaker/integrations/breakermetrics"
 	"github.com/httpbreaker/httpbreaker/integrations/breakerotel"
 	"github.com/httpbreaker/httpbreaker/integrations/retryhttp"
@@ -53,6 +57,43 @@ func readmeUsage() error {
 }
 
 func serveSomethingElse() error { return nil }
+
+func readmeBeyondHTTP(ctx context.Context, rt *httpbreaker.Transport, db *sql.DB, creds credentials.TransportCredentials) error {
+	// a database call under the circuit "orders-db": refused at once while it is open
+	err := rt.Do(ctx, "orders-db", func(ctx context.Context) error {
+		return db.PingContext(ctx)
+	})
+	if err != nil {
+		return err
+	}
+
+	// every gRPC call on conn under its target's circuit: "dns:///orders:443" is https://orders' circuit
+	conn, err := grpc.NewClient("dns:///orders:443", grpc.WithTransportCredentials(creds),
+		grpc.WithUnaryInterceptor(breakergrpc.UnaryClientInterceptor(rt)),
+		grpc.WithStreamInterceptor(breakergrpc.StreamClientInterceptor(rt)))
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+func docsAllow(ctx context.Context, rt *httpbreaker.Transport, publish func(context.Context, []byte) error, msg []byte) error {
+	done, err := rt.Allow(ctx, "payments-queue")
+	if err != nil {
+		return err // refused: *OpenError or *OverloadError, nothing was sent
+	}
+	err = publish(ctx, msg)
+	done(httpbreaker.DefaultErrorClassifier(err))
+	return err
+}
+
+func docsPerMethod() breakergrpc.Option {
+	// a circuit per method: a broken method does not refuse the healthy ones
+	perMethod := breakergrpc.WithKeyFunc(func(ctx context.Context, target, method string) string {
+		return breakergrpc.TargetKey(target) + method
+	})
+	return perMethod
+}
 
 func readmeControls(ctx context.Context, tenantID, url string) error {
 	ctx = httpbreaker.WithKey(ctx, "tenant-"+tenantID) // this request's circuit, whatever its host
@@ -202,7 +243,7 @@ func readmeOtel(rt *httpbreaker.Transport) *http.Client {
 	return client
 }
 
-var _ = []any{readmeUsage, readmeControls, readmePolicies, readmeOverload, readmeRetryBudget, readmeClassifiers, readmeManyHosts, readmeFleet, readmeLogging,
+var _ = []any{readmeUsage, readmeBeyondHTTP, docsAllow, docsPerMethod, readmeControls, readmePolicies, readmeOverload, readmeRetryBudget, readmeClassifiers, readmeManyHosts, readmeFleet, readmeLogging,
 	readmePrometheus, readmeOtelMetrics, readmeRetryablehttp, readmeResty, readmeOtel}
 
 func TestREADMESnippetsAreCompiled(t *testing.T) {
