@@ -22,7 +22,8 @@ import (
 type retryBudget struct {
 	// mu makes a withdrawal exact: the check and the count are one step.
 	mu sync.Mutex
-	// withdrawn counts, as successes, the retries allowed per bucket.
+	// withdrawn counts, as successes, the retries allowed per bucket, and
+	// as failures the hedges (takeHedge).
 	withdrawn rateWindow
 	// allowed and denied count AllowRetry's answers since the host was
 	// first tracked.
@@ -161,14 +162,31 @@ func (rb *retryBudget) take(s *shared, calls *rateWindow, refused, withdraw bool
 	return false
 }
 
+// takeHedge withdraws a hedged attempt (hedge.go) from the budget, or
+// reports false. A hedge is not a call of its own — only the call's
+// winning answer is counted — so it is withdrawn apart from the retries
+// (and counted by the hedging rule, not as a retry): retries and hedges
+// together stay within the budget of the fresh calls.
+func (rb *retryBudget) takeHedge(s *shared, calls *rateWindow) bool {
+	index := s.bucket(s.clock())
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	if !rb.holds(s, calls, index) {
+		return false
+	}
+	rb.withdrawn.record(index, true)
+	return true
+}
+
 // holds reports whether the window ending with the bucket of index has a
-// retry left: its retries are below MinRetries plus RetryBudget times the
-// calls that were not retries (rounded down). Requires rb.mu.
+// retry left: its retries and hedges are below MinRetries plus RetryBudget
+// times the calls that were not retries (rounded down). withdrawn counts
+// retries as its successes and hedges as its failures. Requires rb.mu.
 func (rb *retryBudget) holds(s *shared, calls *rateWindow, index int64) bool {
 	successes, failures := calls.counts(index)
-	retries, _ := rb.withdrawn.counts(index)
+	retries, hedges := rb.withdrawn.counts(index)
 	fresh := max(successes+failures-retries, 0)
-	return retries < s.policy.MinRetries+int(s.policy.RetryBudget*float64(fresh))
+	return retries+hedges < s.policy.MinRetries+int(s.policy.RetryBudget*float64(fresh))
 }
 
 // reset empties the budget's window (ClearState); its counts stay.

@@ -105,6 +105,7 @@ func CriticalityFrom(ctx context.Context) Criticality {
 type controls struct {
 	key         string
 	bypass      bool
+	noHedge     bool // WithoutHedging (hedge.go)
 	criticality Criticality
 }
 

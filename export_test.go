@@ -3,6 +3,7 @@ package httpbreaker
 import (
 	"io"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -40,4 +41,63 @@ func Evictable(t *Transport) int {
 		}
 	}
 	return n
+}
+
+// ManualHedgeTimer is a hedged call's timer that fires when a test calls
+// Fire, on the test's goroutine, instead of after HedgeAfter.
+type ManualHedgeTimer struct {
+	f       func()
+	mu      sync.Mutex
+	armed   bool
+	stopped bool
+}
+
+func (m *ManualHedgeTimer) Stop() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	was := m.armed
+	m.armed, m.stopped = false, true
+	return was
+}
+
+func (m *ManualHedgeTimer) Reset(time.Duration) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	was := m.armed
+	m.armed = true
+	return was
+}
+
+// Fire runs the timer's function as its expiry would, and reports whether
+// it was armed (not stopped, and reset since it last fired). An unarmed
+// timer does not run it: a stopped time.Timer never fires.
+func (m *ManualHedgeTimer) Fire() bool {
+	m.mu.Lock()
+	armed := m.armed
+	m.armed = false
+	m.mu.Unlock()
+	if armed {
+		m.f()
+	}
+	return armed
+}
+
+// Stopped reports whether the race stopped its timer.
+func (m *ManualHedgeTimer) Stopped() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stopped
+}
+
+// UseManualHedgeTimers makes each hedged call's timer a ManualHedgeTimer,
+// sent on the returned channel as the call starts, until restore.
+func UseManualHedgeTimers() (timers <-chan *ManualHedgeTimer, restore func()) {
+	ch := make(chan *ManualHedgeTimer, 16)
+	saved := startHedgeTimer
+	startHedgeTimer = func(_ time.Duration, f func()) hedgeTimer {
+		m := &ManualHedgeTimer{f: f, armed: true}
+		ch <- m
+		return m
+	}
+	return ch, func() { startHedgeTimer = saved }
 }

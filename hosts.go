@@ -26,6 +26,10 @@ type Counts struct {
 	// RetriesDenied those it refused; counted under Policy.RetryBudget.
 	Retries       uint64 `json:"retries"`
 	RetriesDenied uint64 `json:"retries_denied"`
+	// Hedges counts the hedged attempts sent (Policy.HedgeAfter), and
+	// HedgeWins the calls a hedged attempt answered rather than the first.
+	Hedges    uint64 `json:"hedges"`
+	HedgeWins uint64 `json:"hedge_wins"`
 }
 
 // counters are a host's totals. Requests is not stored: each call that

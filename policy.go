@@ -117,6 +117,21 @@ type Policy struct {
 	// share, so a quiet host can still retry. 0 means 10. Needs
 	// RetryBudget.
 	MinRetries int
+
+	// HedgeAfter hedges a host's tail: a replayable request (net/http's
+	// rule: GET, HEAD, OPTIONS, TRACE or an Idempotency-Key header, and no
+	// body or a GetBody) without response headers after HedgeAfter gets
+	// another attempt, and the first answer the classifier calls a success
+	// wins; the others are canceled and closed, and only the winner's
+	// answer is counted. A hedge is sent only while the circuit is closed
+	// and the host sheds nothing, takes a slot of its own under
+	// MaxConcurrent and, under RetryBudget, withdraws from the same budget
+	// as retries, so a host in trouble gets none (docs/overload.md). Set it
+	// near the host's healthy p95. 0: off, at no cost.
+	HedgeAfter time.Duration
+	// MaxHedges is how many hedged attempts a call may get, each
+	// HedgeAfter after the last. 0 means 1; at most 10. Needs HedgeAfter.
+	MaxHedges int
 }
 
 // Policy defaults, applied to zero fields.
@@ -168,8 +183,14 @@ func (p Policy) withDefaults() Policy {
 	if p.RetryBudget > 0 && p.MinRetries == 0 {
 		p.MinRetries = DefaultMinRetries
 	}
+	if p.HedgeAfter > 0 && p.MaxHedges == 0 {
+		p.MaxHedges = 1
+	}
 	return p
 }
+
+// maxHedges bounds Policy.MaxHedges: past a few hedges a call is a storm.
+const maxHedges = 10
 
 // minDuration is the shortest duration a Policy field may hold: shorter
 // ones are below what a clock, a network or a rule can tell apart, and are
@@ -204,6 +225,7 @@ func (p Policy) validate() error {
 		{"SlowCall", p.SlowCall},
 		{"MaxResetTimeout", p.MaxResetTimeout},
 		{"MaxRetryAfter", p.MaxRetryAfter},
+		{"HedgeAfter", p.HedgeAfter},
 	}
 	for _, d := range durations {
 		if d.value < 0 || d.value > 0 && d.value < minDuration {
@@ -234,6 +256,12 @@ func (p Policy) validate() error {
 		return fmt.Errorf("httpbreaker: Policy.RetryBudget is %v, want 0 (off) or a share in (0, 1]: 0.2 allows a retry per five calls", p.RetryBudget)
 	case p.MinRetries > 0 && p.RetryBudget == 0:
 		return fmt.Errorf("httpbreaker: Policy.MinRetries is %d but RetryBudget is 0: set RetryBudget to use it", p.MinRetries)
+	}
+	switch {
+	case p.MaxHedges < 0 || p.MaxHedges > maxHedges:
+		return fmt.Errorf("httpbreaker: Policy.MaxHedges is %d, want 0 (default: 1) to %d", p.MaxHedges, maxHedges)
+	case p.MaxHedges > 0 && p.HedgeAfter == 0:
+		return fmt.Errorf("httpbreaker: Policy.MaxHedges is %d but HedgeAfter is 0: set HedgeAfter to use it", p.MaxHedges)
 	}
 	if reset := p.withDefaults().ResetTimeout; p.MaxResetTimeout > 0 && p.MaxResetTimeout < reset {
 		return fmt.Errorf("httpbreaker: Policy.MaxResetTimeout is %v, below ResetTimeout %v", p.MaxResetTimeout, reset)

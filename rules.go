@@ -11,6 +11,7 @@ import "net/http"
 //	adaptive.go     Policy.AdaptiveConcurrency  the cap's limit; learns from calls and probes
 //	shedding.go     either of the first two     refusals counted as shed, the shedding news
 //	budget.go       Policy.RetryBudget          Transport.AllowRetry, off the request's path
+//	hedge.go        Policy.HedgeAfter           the send: hedged attempts, gated by the others
 //
 // hostRules' methods are the steps, each a direct call to each rule behind
 // the policy's flag: no interface, so a rule the policy leaves off costs a
@@ -25,6 +26,7 @@ type ruleSet struct {
 	caps      bool // Policy.MaxConcurrent, the cap
 	adapts    bool // Policy.AdaptiveConcurrency: the cap's limit moves
 	budgets   bool // Policy.RetryBudget
+	hedges    bool // Policy.HedgeAfter
 	sheds     bool // a rule that refuses for overload is on
 
 	hosted   bool // a rule keeps state per host: hostMore is made with the host
@@ -39,10 +41,11 @@ func newRuleSet(p Policy) ruleSet {
 		caps:      p.MaxConcurrent > 0,
 		adapts:    p.AdaptiveConcurrency,
 		budgets:   p.RetryBudget > 0,
+		hedges:    p.HedgeAfter > 0,
 	}
 	r.sheds = r.throttles || r.caps
-	r.hosted = r.sheds || r.budgets
-	r.admits, r.sends, r.accounts = r.sheds, r.caps, r.sheds
+	r.hosted = r.sheds || r.budgets || r.hedges
+	r.admits, r.sends, r.accounts = r.sheds, r.caps || r.hedges, r.sheds
 	return r
 }
 
@@ -54,6 +57,7 @@ type hostRules struct {
 	limit    *adaptiveLimit
 	shedding *shedding
 	budget   retryBudgets // made at the host's first AllowRetry
+	hedge    *hedging
 }
 
 // init makes the state of each rule the policy turns on for host.
@@ -69,6 +73,9 @@ func (r *hostRules) init(host string, s *shared) {
 	}
 	if s.sheds {
 		r.shedding = new(shedding)
+	}
+	if s.hedges {
+		r.hedge = new(hedging)
 	}
 }
 
@@ -116,10 +123,24 @@ func (r *hostRules) refused(s *shared, b *breaker, tk ticket) {
 	}
 }
 
-// send sends req for a call the cap admitted to base: the call's slot
-// passes to the response body. Only under MaxConcurrent.
-func (r *hostRules) send(req *http.Request, base http.RoundTripper) (*http.Response, error) {
-	return r.slots.send(req, base)
+// send sends req for a call the circuit of b admitted to base: with
+// hedges while the circuit is closed (the first answer classify calls a
+// success wins), and under MaxConcurrent with each attempt's slot passed
+// to its response body.
+func (r *hostRules) send(s *shared, b *breaker, req *http.Request, base http.RoundTripper, classify Classifier) (*http.Response, error) {
+	if s.hedges && hedgeable(req) && b.current(s) == StateClosed {
+		return r.hedge.send(s, b, r, req, base, classify)
+	}
+	return r.attempt(s, req, base)
+}
+
+// attempt sends one attempt of a call: under MaxConcurrent through the
+// cap, which holds a slot the attempt has taken.
+func (r *hostRules) attempt(s *shared, req *http.Request, base http.RoundTripper) (*http.Response, error) {
+	if s.caps {
+		return r.slots.send(req, base)
+	}
+	return fromBase(base.RoundTrip(req))
 }
 
 // account counts a call's verdict for each rule: a closed call's by the
@@ -160,6 +181,9 @@ func (r *hostRules) release(s *shared) {
 func (r *hostRules) status(s *shared, st *HostStatus) {
 	if s.budgets {
 		r.budget.status(st)
+	}
+	if s.hedges {
+		r.hedge.status(st)
 	}
 	if !s.sheds {
 		return

@@ -179,7 +179,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // the response body then.
 func (t *Transport) send(req *http.Request, b *breaker) (*http.Response, error) {
 	if t.s.sends {
-		return b.more.rules.send(req, t.base)
+		return b.more.rules.send(&t.s, b, req, t.base, t.classify)
 	}
 	return fromBase(t.base.RoundTrip(req))
 }
