@@ -65,8 +65,8 @@ bench-core: ## the root package's hot-path benchmarks: bare, floor and httpbreak
 	$(GO) test -run '^$$' -bench 'RoundTrip' -benchmem -count 6 . > bench-core.txt
 	cd bench && $(GO) tool benchstat ../bench-core.txt
 
-simulate: ## the overload and retry simulations (deterministic), then adaptive limiters against failsafe-go's in real time, open loop and worker pools, drawing docs/img/limiters-*.svg (about four minutes)
-	$(GO) test -count 1 -run 'TestOverloadSimulation|TestCriticalitySimulation|TestConcurrencySimulation|TestConcurrencySimulationClosedLoop|TestRetrySimulation' -v . -args -sim.minutes 10 | grep -v '^=== RUN'
+simulate: ## the overload, retry and hedging simulations (deterministic, drawing docs/img/hedging-cdf-*.svg), then adaptive limiters against failsafe-go's in real time, open loop and worker pools, drawing docs/img/limiters-*.svg (about four minutes)
+	$(GO) test -count 1 -run 'TestOverloadSimulation|TestCriticalitySimulation|TestConcurrencySimulation|TestConcurrencySimulationClosedLoop|TestRetrySimulation|TestHedgingSimulation' -v . -args -sim.minutes 10 -sim.plots docs/img | grep -v '^=== RUN'
 	cd bench && $(GO) test -count 1 -timeout 30m -run 'TestLimitersRealTime' -v . -args -limiters -limiters.plots ../docs/img | grep -v '^=== RUN'
 
 statuspage-shots: ## the status page in headless Chromium at 1280 and 390 px: docs/statuspage.png and docs/img/statuspage-phone.png

@@ -76,10 +76,21 @@ func policyContenders(b *testing.B) map[string]http.RoundTripper {
 		// its floor at its ceiling: the sample and the windows, no refusal
 		"adaptive": make(httpbreaker.Policy{AdaptiveConcurrency: true, MaxConcurrent: 1 << 20, MinConcurrent: 1 << 20}),
 		"budget":   make(httpbreaker.Policy{Window: 30 * time.Second, RetryBudget: 0.2}),
+		// every call answered before HedgeAfter: the hedge's timer, started and stopped
+		"hedge": make(httpbreaker.Policy{HedgeAfter: time.Second}),
 	}
 }
 
-var policyNames = []string{"bare", "mutex+now", "default", "window", "slowcall", "window+slow", "all-policies", "throttle", "concurrency", "adaptive", "budget"}
+var policyNames = []string{"bare", "mutex+now", "default", "window", "slowcall", "window+slow", "all-policies", "throttle", "concurrency", "adaptive", "budget", "hedge"}
+
+// BenchmarkTimer is a timer's worth, the yardstick of hedging's cost: a
+// time.AfterFunc started and stopped before it fires.
+func BenchmarkTimer(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		time.AfterFunc(time.Second, func() {}).Stop()
+	}
+}
 
 func BenchmarkPolicyClosed(b *testing.B) {
 	all := policyContenders(b)

@@ -99,5 +99,15 @@ func UseManualHedgeTimers() (timers <-chan *ManualHedgeTimer, restore func()) {
 		ch <- m
 		return m
 	}
-	return ch, func() { startHedgeTimer = saved }
+	pooledRaces = false
+	return ch, func() { startHedgeTimer, pooledRaces = saved, true }
+}
+
+// HedgeGates asks the gates a hedge to key's host would meet now, and
+// takes what it would take (a budget withdrawal): for the hedging
+// simulation, which models the attempts and asks the Transport the rest.
+// A host not tracked has no gate open.
+func HedgeGates(t *Transport, key string) bool {
+	b := t.hosts.lookup(key)
+	return b != nil && t.s.hedges && b.more.rules.hedgeGates(&t.s, b)
 }

@@ -84,28 +84,79 @@ type hedgeAnswer struct {
 // race is one hedged call: its attempts, the timer that sends the next,
 // and the answer once decided. Each attempt, as it answers, is judged at
 // once (finish), so a winning hedge cancels the first attempt the caller's
-// goroutine is waiting on.
+// goroutine is waiting on. Races are pooled with their timer and its
+// func, so that a call answered before HedgeAfter costs a timer's reset
+// and stop, its context and its request copy; a race whose timer fired is
+// never pooled again (its timer's goroutine may still look at it).
 type race struct {
 	s        *shared
+	h        *hedging
 	b        *breaker
 	r        *hostRules
 	req      *http.Request // the caller's
 	base     http.RoundTripper
 	classify Classifier
-	// attempts counts the attempts that have not finished; the caller
-	// waits for it, so none outlives the call.
+	// attempts counts the hedges that have not finished; the caller waits
+	// for it, so none outlives the call.
 	attempts sync.WaitGroup
-	decided  chan struct{} // closed when the call's answer is known
+	fire     func() // the timer's: rc.hedge
 
 	mu       sync.Mutex
+	decided  sync.Cond // on mu: signalled when done is set
 	timer    hedgeTimer
-	cancels  []context.CancelFunc // of the attempts in flight, by index
-	sent     int                  // hedges sent
+	cancels  [1 + maxHedges]context.CancelFunc // of the attempts in flight, by index
+	sent     int                               // hedges sent
 	inFlight int
 	over     bool // no hedge is to be sent any more
+	stopped  bool // the timer was stopped before it ever fired
+	fired    bool // the timer fired
 	done     bool // decided
 	answer   hedgeAnswer
-	first    *hedgeAnswer // the first attempt's failed answer, kept while hedges are in flight
+	first    hedgeAnswer // the first attempt's failed answer, kept while hedges are in flight
+	kept     bool        // first holds it
+}
+
+// races pools races whose timer never fired.
+var races = sync.Pool{New: func() any {
+	rc := new(race)
+	rc.decided.L = &rc.mu
+	rc.fire = rc.hedge
+	return rc
+}}
+
+// pooledRaces is unset by tests that drive the timers themselves: each
+// call then gets a timer of its own.
+var pooledRaces = true
+
+// newRace readies a race for one call of req.
+func newRace(s *shared, h *hedging, b *breaker, r *hostRules, req *http.Request, base http.RoundTripper, classify Classifier) *race {
+	var rc *race
+	if pooledRaces {
+		rc = races.Get().(*race)
+	} else {
+		rc = new(race)
+		rc.decided.L = &rc.mu
+		rc.fire = rc.hedge
+	}
+	rc.s, rc.h, rc.b, rc.r, rc.req, rc.base, rc.classify = s, h, b, r, req, base, classify
+	rc.inFlight = 1
+	if rc.timer == nil {
+		rc.timer = startHedgeTimer(s.policy.HedgeAfter, rc.fire)
+	} else {
+		rc.timer.Reset(s.policy.HedgeAfter)
+	}
+	return rc
+}
+
+// release returns rc to the pool if its timer never fired.
+func (rc *race) release() {
+	if !pooledRaces || !rc.stopped {
+		return
+	}
+	timer, fire := rc.timer, rc.fire
+	*rc = race{timer: timer, fire: fire}
+	rc.decided.L = &rc.mu
+	races.Put(rc)
 }
 
 // send sends req, a call b's circuit admitted (holding the call's slot
@@ -120,11 +171,9 @@ type race struct {
 // outlives the call; only the winner's answer is the call's, and judged
 // as such.
 func (h *hedging) send(s *shared, b *breaker, r *hostRules, req *http.Request, base http.RoundTripper, classify Classifier) (*http.Response, error) {
-	rc := &race{s: s, b: b, r: r, req: req, base: base, classify: classify, decided: make(chan struct{})}
 	ctx, cancel := context.WithCancel(req.Context())
-	rc.cancels = append(make([]context.CancelFunc, 0, 1+s.policy.MaxHedges), cancel)
-	rc.inFlight = 1
-	rc.timer = startHedgeTimer(s.policy.HedgeAfter, func() { rc.hedge(h) })
+	rc := newRace(s, h, b, r, req, base, classify)
+	rc.cancels[0] = cancel
 	answered := false
 	defer func() {
 		if !answered { // the base panicked: no hedge may outlive the call
@@ -139,12 +188,18 @@ func (h *hedging) send(s *shared, b *breaker, r *hostRules, req *http.Request, b
 	resp, err := r.attempt(s, req.WithContext(ctx), base)
 	answered = true
 	rc.finish(0, hedgeAnswer{resp: resp, err: err, cancel: cancel})
-	<-rc.decided
+	rc.mu.Lock()
+	for !rc.done {
+		rc.decided.Wait()
+	}
+	rc.mu.Unlock()
 	rc.attempts.Wait()
-	if rc.answer.hedge {
+	answer := rc.answer
+	rc.release()
+	if answer.hedge {
 		h.wins.Add(1)
 	}
-	return rc.answer.own(req)
+	return answer.own(req)
 }
 
 // finish judges attempt i's answer as it comes: the first success wins and
@@ -164,18 +219,18 @@ func (rc *race) finish(i int, a hedgeAnswer) {
 	case won:
 		rc.decide(a)
 		rc.cancelAll(i)
-		if first := rc.first; first != nil {
-			defer first.lose()
+		if rc.kept {
+			defer rc.first.lose()
 		}
 	case rc.inFlight > 0:
 		rc.stop()
 		if i == 0 {
-			rc.first = &a
+			rc.first, rc.kept = a, true
 		} else {
 			defer a.lose()
 		}
-	case rc.first != nil:
-		rc.decide(*rc.first)
+	case rc.kept:
+		rc.decide(rc.first)
 		defer a.lose()
 	default:
 		rc.decide(a)
@@ -187,19 +242,21 @@ func (rc *race) finish(i int, a hedgeAnswer) {
 func (rc *race) decide(a hedgeAnswer) {
 	rc.stop()
 	rc.done, rc.answer = true, a
-	close(rc.decided)
+	rc.decided.Broadcast()
 }
 
 // stop ends the sending of hedges. Requires rc.mu.
 func (rc *race) stop() {
+	if !rc.over {
+		rc.stopped = rc.timer.Stop() && !rc.fired
+	}
 	rc.over = true
-	rc.timer.Stop()
 }
 
 // cancelAll cancels every attempt in flight but attempt except. Requires
 // rc.mu.
 func (rc *race) cancelAll(except int) {
-	for i, cancel := range rc.cancels {
+	for i, cancel := range rc.cancels[:1+rc.sent] {
 		if i != except && cancel != nil {
 			cancel()
 		}
@@ -211,9 +268,10 @@ func (rc *race) cancelAll(except int) {
 // shedding nothing, a concurrency slot free and, under RetryBudget, a
 // withdrawal from the budget. A hedge refused by a gate is not sent, and
 // neither is any later one.
-func (rc *race) hedge(h *hedging) {
-	s, r := rc.s, rc.r
+func (rc *race) hedge() {
 	rc.mu.Lock()
+	rc.fired = true
+	s, r, h := rc.s, rc.r, rc.h
 	if rc.over || !rc.gatesOpen() {
 		rc.over = true
 		rc.mu.Unlock()
@@ -224,8 +282,8 @@ func (rc *race) hedge(h *hedging) {
 	rc.attempts.Add(1)
 	defer rc.attempts.Done()
 	ctx, cancel := context.WithCancel(rc.req.Context())
-	i := len(rc.cancels)
-	rc.cancels = append(rc.cancels, cancel)
+	i := rc.sent
+	rc.cancels[i] = cancel
 	if rc.sent < s.policy.MaxHedges {
 		rc.timer.Reset(s.policy.HedgeAfter)
 	}
@@ -259,10 +317,18 @@ func (rc *race) attempt(req *http.Request) (resp *http.Response, err error) {
 }
 
 // gatesOpen takes what a hedge needs, or reports false having taken
-// nothing. Requires rc.mu.
+// nothing: the caller still waiting, and the host's gates open. Requires
+// rc.mu.
 func (rc *race) gatesOpen() bool {
-	s, b, r := rc.s, rc.b, rc.r
-	if b.current(s) != StateClosed || b.shedding(s) || rc.req.Context().Err() != nil {
+	return rc.req.Context().Err() == nil && rc.r.hedgeGates(rc.s, rc.b)
+}
+
+// hedgeGates takes what a hedge to b needs — the circuit closed, the host
+// shedding nothing, a concurrency slot under MaxConcurrent and, under
+// RetryBudget, a withdrawal from the budget — or reports false having
+// taken nothing.
+func (r *hostRules) hedgeGates(s *shared, b *breaker) bool {
+	if b.current(s) != StateClosed || b.shedding(s) {
 		return false
 	}
 	if s.caps {

@@ -58,6 +58,7 @@ button { font: inherit; padding: .15em .6em; }
   td.rejected::before { content: "Rejected: "; }
   td.shed::before { content: "Shed: "; }
   td.retries::before { content: "Retries (denied): "; }
+  td.hedges::before { content: "Hedges (won): "; }
   td.load:empty, td.retry:empty { display: none; }
   td.load::before { content: "Load: "; }
   td.retry::before { content: "Retry in: "; }
@@ -70,7 +71,7 @@ button { font: inherit; padding: .15em .6em; }
 {{with .Summary}}<p class="summary"><b>{{.Tracked}}</b> {{if eq .Tracked 1}}host{{else}}hosts{{end}} tracked · <b>{{.Open}}</b> open · <b>{{.HalfOpen}}</b> half-open · <b>{{.Shedding}}</b> shedding · <b>{{.Isolated}}</b> isolated</p>{{end}}
 {{if not .Hosts}}<p>No host tracked yet.</p>{{else}}
 <table>
-<thead><tr><th>Host</th><th>State</th><th>Failures in a row</th><th>Requests</th><th>Successes</th><th>Failures</th><th>Ignored</th><th>Rejected</th><th>Shed</th><th>Retries (denied)</th><th>Load</th><th>Retry in</th>{{if .Controls}}<th></th>{{end}}</tr></thead>
+<thead><tr><th>Host</th><th>State</th><th>Failures in a row</th><th>Requests</th><th>Successes</th><th>Failures</th><th>Ignored</th><th>Rejected</th><th>Shed</th><th>Retries (denied)</th><th>Hedges (won)</th><th>Load</th><th>Retry in</th>{{if .Controls}}<th></th>{{end}}</tr></thead>
 <tbody>
 {{range .Hosts}}<tr data-host="{{.Host}}">
 <td class="host">{{.Host}}</td>
@@ -83,6 +84,7 @@ button { font: inherit; padding: .15em .6em; }
 <td class="num rejected">{{.Total.Rejected}}</td>
 <td class="num shed">{{.Total.Shed}}</td>
 <td class="num retries">{{.Total.Retries}}{{if .Total.RetriesDenied}} ({{.Total.RetriesDenied}}){{end}}</td>
+<td class="num hedges">{{.Total.Hedges}}{{if .Total.HedgeWins}} ({{.Total.HedgeWins}}){{end}}</td>
 <td class="num load">{{if .Throttle}}{{percent .Throttle}} throttled{{end}}{{if and .Throttle .InFlight}}, {{end}}{{if .InFlight}}{{.InFlight}} in flight{{end}}{{if .Limit}}{{if or .Throttle .InFlight}}, {{end}}limit {{.Limit}}{{end}}</td>
 <td class="num retry">{{seconds .RetryInSeconds}}</td>
 {{if $.Controls}}<td class="controls">

@@ -45,6 +45,8 @@ var hostMetrics = []struct {
 	{"shed_total", "Requests refused for overload (Policy.Throttle or MaxConcurrent), part of rejected_total.", prometheus.CounterValue, func(st *httpbreaker.HostStatus) float64 { return float64(st.Total.Shed) }},
 	{"retries_total", "Retries Transport.AllowRetry allowed (Policy.RetryBudget).", prometheus.CounterValue, func(st *httpbreaker.HostStatus) float64 { return float64(st.Total.Retries) }},
 	{"retries_denied_total", "Retries Transport.AllowRetry refused: budget spent, circuit refusing, or host shedding.", prometheus.CounterValue, func(st *httpbreaker.HostStatus) float64 { return float64(st.Total.RetriesDenied) }},
+	{"hedges_total", "Hedged attempts sent (Policy.HedgeAfter).", prometheus.CounterValue, func(st *httpbreaker.HostStatus) float64 { return float64(st.Total.Hedges) }},
+	{"hedge_wins_total", "Calls a hedged attempt answered rather than the first.", prometheus.CounterValue, func(st *httpbreaker.HostStatus) float64 { return float64(st.Total.HedgeWins) }},
 	{"throttle", "Share of calls adaptive throttling refuses now (Policy.Throttle).", prometheus.GaugeValue, func(st *httpbreaker.HostStatus) float64 { return st.Throttle }},
 	{"in_flight", "Calls in flight now, counted under Policy.MaxConcurrent.", prometheus.GaugeValue, func(st *httpbreaker.HostStatus) float64 { return float64(st.InFlight) }},
 	{"concurrency_limit", "The cap on calls in flight now: MaxConcurrent, or the adaptive limit under Policy.AdaptiveConcurrency; 0 when uncapped.", prometheus.GaugeValue, func(st *httpbreaker.HostStatus) float64 { return float64(st.Limit) }},

@@ -6,7 +6,7 @@ go 1.24
 replace github.com/httpbreaker/httpbreaker => ../..
 
 require (
-	github.com/httpbreaker/httpbreaker v0.0.0-20261203060443-09b0654c7247
+	github.com/httpbreaker/httpbreaker v0.0.0-20261208003704-cfdbb4d55c92
 	github.com/prometheus/client_golang v1.19.1
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0

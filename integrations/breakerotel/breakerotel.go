@@ -17,6 +17,8 @@
 //	httpbreaker.in_flight       gauge, {call}: calls in flight, counted under Policy.MaxConcurrent
 //	httpbreaker.concurrency.limit gauge, {call}: the cap on calls in flight now (MaxConcurrent, or the adaptive limit); 0 uncapped
 //	httpbreaker.retries         counter, {retry}: retries AllowRetry answered, by httpbreaker.retry (allowed, denied)
+//	httpbreaker.hedges          counter, {attempt}: hedged attempts sent (Policy.HedgeAfter)
+//	httpbreaker.hedge.wins      counter, {call}: calls a hedged attempt answered
 //	httpbreaker.shedding        gauge, 1: 1 while a closed circuit refuses calls for overload
 //
 // and, for the whole Transport, httpbreaker.transitions (counter,
@@ -164,6 +166,10 @@ var hostMetrics = []hostMetric{
 		read: func(st *httpbreaker.HostStatus) []reading {
 			return []reading{{of: "allowed", n: int64(st.Total.Retries)}, {of: "denied", n: int64(st.Total.RetriesDenied)}}
 		}},
+	{name: "httpbreaker.hedges", unit: "{attempt}", description: "Hedged attempts sent (Policy.HedgeAfter).", counter: true,
+		read: func(st *httpbreaker.HostStatus) []reading { return count(int64(st.Total.Hedges)) }},
+	{name: "httpbreaker.hedge.wins", unit: "{call}", description: "Calls a hedged attempt answered rather than the first.", counter: true,
+		read: func(st *httpbreaker.HostStatus) []reading { return count(int64(st.Total.HedgeWins)) }},
 }
 
 func count(n int64) []reading { return []reading{{n: n}} }

@@ -6,7 +6,7 @@ go 1.24
 replace github.com/httpbreaker/httpbreaker => ../..
 
 require (
-	github.com/httpbreaker/httpbreaker v0.0.0-20261203060443-09b0654c7247
+	github.com/httpbreaker/httpbreaker v0.0.0-20261208003704-cfdbb4d55c92
 	go.opentelemetry.io/otel v1.35.0
 	go.opentelemetry.io/otel/metric v1.35.0
 )
