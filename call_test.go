@@ -140,6 +140,7 @@ func TestAllowAndDoRefuseBadInput(t *testing.T) {
 	rt := newTransport(t, nil)
 	_, err := rt.Allow(context.Background(), "")
 	assert.ErrorContains(t, err, "needs a key")
+	//lint:ignore SA1012 a nil context is the bad input under test
 	_, err = rt.Allow(nil, "k")
 	assert.ErrorContains(t, err, "needs a context")
 	assert.ErrorContains(t, rt.Do(context.Background(), "k", nil), "needs a call")

@@ -1,6 +1,7 @@
 package httpbreaker
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -120,7 +121,7 @@ func (t *Transport) Isolate(host string) {
 	}
 	b := t.hosts.isolate(key, &t.s)
 	if t.fleet != nil {
-		t.announceOpen(nil, b)
+		t.announceOpen(context.Background(), b)
 	}
 }
 
@@ -187,7 +188,7 @@ func (t *Transport) ClearState(host string) {
 	}
 	if t.fleet != nil {
 		if key := t.controlKey(host); key != "" {
-			ctx, cancel := storeContext(nil)
+			ctx, cancel := storeContext(context.Background())
 			defer cancel()
 			_ = t.fleet.store.Reset(ctx, key)
 		}

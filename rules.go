@@ -11,7 +11,7 @@ import "net/http"
 //	adaptive.go     Policy.AdaptiveConcurrency  the cap's limit; learns from calls and probes
 //	shedding.go     either of the first two     refusals counted as shed, the shedding news
 //	budget.go       Policy.RetryBudget          Transport.AllowRetry, off the request's path
-//	hedge.go        Policy.HedgeAfter           the send: hedged attempts, gated by the others
+//	hedge.go        Policy.HedgeAfter           the send as a race of attempts, gated by the others
 //
 // hostRules' methods are the steps, each a direct call to each rule behind
 // the policy's flag: no interface, so a rule the policy leaves off costs a
@@ -31,7 +31,8 @@ type ruleSet struct {
 
 	hosted   bool // a rule keeps state per host: hostMore is made with the host
 	admits   bool // a rule takes part in admit, refused and release
-	sends    bool // a rule takes part in the send
+	sends    bool // a rule takes part in the send (the cap)
+	races    bool // a rule sends attempts of its own (hedging): race, not send
 	accounts bool // a rule hears each call's verdict (account)
 }
 
@@ -45,7 +46,7 @@ func newRuleSet(p Policy) ruleSet {
 	}
 	r.sheds = r.throttles || r.caps
 	r.hosted = r.sheds || r.budgets || r.hedges
-	r.admits, r.sends, r.accounts = r.sheds, r.caps || r.hedges, r.sheds
+	r.admits, r.sends, r.races, r.accounts = r.sheds, r.caps, r.hedges, r.sheds
 	return r
 }
 
@@ -123,12 +124,18 @@ func (r *hostRules) refused(s *shared, b *breaker, tk ticket) {
 	}
 }
 
-// send sends req for a call the circuit of b admitted to base: with
-// hedges while the circuit is closed (the first answer classify calls a
-// success wins), and under MaxConcurrent with each attempt's slot passed
-// to its response body.
-func (r *hostRules) send(s *shared, b *breaker, req *http.Request, base http.RoundTripper, classify Classifier) (*http.Response, error) {
-	if s.hedges && hedgeable(req) && b.current(s) == StateClosed {
+// send sends req for a call the cap admitted to base: the call's slot
+// passes to the response body. Only under MaxConcurrent, without hedging.
+func (r *hostRules) send(req *http.Request, base http.RoundTripper) (*http.Response, error) {
+	return r.slots.send(req, base)
+}
+
+// race sends req for a call the circuit of b admitted to base, under
+// HedgeAfter: a hedgeable request to a closed circuit races its hedges
+// (the first answer classify calls a success wins); any other is one
+// attempt, through the cap under MaxConcurrent.
+func (r *hostRules) race(s *shared, b *breaker, req *http.Request, base http.RoundTripper, classify Classifier) (*http.Response, error) {
+	if hedgeable(req) && b.current(s) == StateClosed {
 		return r.hedge.send(s, b, r, req, base, classify)
 	}
 	return r.attempt(s, req, base)

@@ -43,10 +43,11 @@ var hedgeSimPolicy = httpbreaker.Policy{Window: 10 * time.Second, MinimumRequest
 	FailureThreshold: 1000, ResetTimeout: 5 * time.Second}
 
 type hedgeContender struct {
-	name   string
-	hedges bool    // sends hedges at hedgeAfter
-	gated  bool    // asks the Transport's gates (httpbreaker's hedging)
-	budget float64 // Policy.RetryBudget, with gated
+	name     string
+	hedges   bool    // sends hedges at hedgeAfter
+	gated    bool    // asks the Transport's gates (httpbreaker's hedging)
+	budget   float64 // Policy.RetryBudget, with gated
+	adaptive bool    // the delay follows the host's p95 (over its last 1000 answers), hedgeAfter its floor
 }
 
 var hedgeContenders = []hedgeContender{
@@ -54,6 +55,7 @@ var hedgeContenders = []hedgeContender{
 	{name: "fixed hedge, no budget", hedges: true},
 	{name: "httpbreaker, budget 0.1", hedges: true, gated: true, budget: 0.1},
 	{name: "httpbreaker, budget 0.2", hedges: true, gated: true, budget: 0.2},
+	{name: "adaptive delay, budget 0.1", hedges: true, gated: true, budget: 0.1, adaptive: true},
 }
 
 // hedgeScenario draws an attempt's latency and whether it fails.
@@ -107,7 +109,6 @@ type hedgeCall struct {
 	done             func(httpbreaker.Outcome)
 	inFlight, hedges int
 	decided, over    bool
-	firstFailed      bool
 }
 
 type hedgeEvent struct {
@@ -146,8 +147,20 @@ func runHedging(t *testing.T, c hedgeContender, sc hedgeScenario, seed uint64) h
 	for at := time.Duration(0); at < sc.length; at += time.Duration(arrivals.ExpFloat64() / hedgeRate * float64(time.Second)) {
 		heap.Push(q, hedgeEvent{at: at, kind: 0})
 	}
+	delay := hedgeAfter
+	var recent []time.Duration // the host's last answers, for the adaptive delay
 	send := func(call *hedgeCall, now time.Duration, first bool) {
 		d, failed := sc.draw(random)
+		if c.adaptive {
+			recent = append(recent, d)
+			if len(recent) > 1000 {
+				recent = recent[len(recent)-1000:]
+			}
+			if run.attempts%100 == 0 && len(recent) >= 100 {
+				sorted := slices.Sorted(slices.Values(recent))
+				delay = max(hedgeAfter, sorted[len(sorted)*95/100])
+			}
+		}
 		call.inFlight++
 		run.attempts++
 		heap.Push(q, hedgeEvent{at: now + d, call: call, kind: 2, failed: failed, isFirst: first})
@@ -174,7 +187,7 @@ func runHedging(t *testing.T, c hedgeContender, sc hedgeScenario, seed uint64) h
 			call := &hedgeCall{start: e.at, done: done}
 			send(call, e.at, true)
 			if c.hedges {
-				heap.Push(q, hedgeEvent{at: e.at + hedgeAfter, call: call, kind: 1})
+				heap.Push(q, hedgeEvent{at: e.at + delay, call: call, kind: 1})
 			}
 		case 1:
 			call := e.call
@@ -216,7 +229,7 @@ func TestHedgingSimulation(t *testing.T) {
 	}
 	runs := make([][]hedgeRun, len(hedgeScenarios))
 	var table strings.Builder
-	fmt.Fprintf(&table, "%-24s %-24s %8s %8s %8s %14s %9s %10s\n", "scenario", "contender", "p50", "p99", "p999", "attempts/call", "goodput", "opened at")
+	fmt.Fprintf(&table, "%-24s %-27s %8s %8s %8s %14s %9s %10s\n", "scenario", "contender", "p50", "p99", "p999", "attempts/call", "goodput", "opened at")
 	for i, sc := range hedgeScenarios {
 		for j, c := range hedgeContenders {
 			r := runHedging(t, c, sc, uint64(100+i))
@@ -229,7 +242,7 @@ func TestHedgingSimulation(t *testing.T) {
 			if j > 0 {
 				name = ""
 			}
-			fmt.Fprintf(&table, "%-24s %-24s %8v %8v %8v %14.3f %8.1f%% %10s\n", name, c.name,
+			fmt.Fprintf(&table, "%-24s %-27s %8v %8v %8v %14.3f %8.1f%% %10s\n", name, c.name,
 				r.quantile(0.5).Round(100*time.Microsecond), r.quantile(0.99).Round(100*time.Microsecond), r.quantile(0.999).Round(100*time.Microsecond),
 				r.perCall(), 100*float64(r.succeeded)/float64(r.calls), opened)
 		}
@@ -255,26 +268,27 @@ func TestHedgingSimulation(t *testing.T) {
 	if *simPlots != "" {
 		for i, name := range []string{"healthy", "degraded"} {
 			path := filepath.Join(*simPlots, "hedging-cdf-"+name+".svg")
-			require.NoError(t, os.WriteFile(path, []byte(cdfSVG(hedgeScenarios[i].name, runs[i])), 0o644))
+			floor := []float64{0.9, 0.5}[i] // where each one's tail begins
+			require.NoError(t, os.WriteFile(path, []byte(cdfSVG(hedgeScenarios[i].name, runs[i], floor)), 0o644))
 			t.Logf("drew %s", path)
 		}
 	}
 }
 
 // cdfSVG draws each contender's latency CDF, on a log time axis from 5 ms
-// to 400 ms and a share axis from 90% to 100%, where the tail is.
-func cdfSVG(title string, runs []hedgeRun) string {
-	const w, h, left, right, top, bottom = 640, 360, 60, 200, 30, 40
+// to 400 ms and a share axis from floor to 100%, where the tail is.
+func cdfSVG(title string, runs []hedgeRun, floor float64) string {
+	const w, h, left, right, top, bottom = 680, 360, 60, 220, 30, 40
 	lo, hi := math.Log(5), math.Log(400)
 	x := func(d time.Duration) float64 {
 		ms := math.Min(math.Max(float64(d)/float64(time.Millisecond), 5), 400)
 		return left + (math.Log(ms)-lo)/(hi-lo)*(w-left-right)
 	}
 	y := func(share float64) float64 {
-		return top + (1-math.Max(share, 0.9)-0)/(0.1)*(h-top-bottom)
+		return top + (1-math.Max(share, floor))/(1-floor)*(h-top-bottom)
 	}
-	colors := []string{"#444", "#d62728", "#1f77b4", "#2ca02c"}
-	dashes := []string{"", "", "7 4", "2 4"} // the hedged contenders often coincide
+	colors := []string{"#444", "#d62728", "#1f77b4", "#2ca02c", "#9467bd"}
+	dashes := []string{"", "", "7 4", "2 4", "1 3"} // the hedged contenders often coincide
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", w, h)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/><text x="%d" y="18" font-size="13">Caller latency, %s: share of calls answered within</text>`+"\n", left, title)
@@ -282,7 +296,10 @@ func cdfSVG(title string, runs []hedgeRun) string {
 		px := x(time.Duration(ms * float64(time.Millisecond)))
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/><text x="%.1f" y="%d" text-anchor="middle">%g ms</text>`+"\n", px, top, px, h-bottom, px, h-bottom+15, ms)
 	}
-	for _, share := range []float64{0.9, 0.95, 0.99, 1} {
+	for _, share := range []float64{0.5, 0.7, 0.9, 0.95, 0.99, 1} {
+		if share < floor || share == 0.99 && floor < 0.9 { // 99% would sit on 100%
+			continue
+		}
 		py := y(share)
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/><text x="%d" y="%.1f" text-anchor="end">%g%%</text>`+"\n", left, py, w-right, py, left-5, py+4, share*100)
 	}

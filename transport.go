@@ -174,12 +174,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// send passes req, admitted by b, to the base transport: under
-// MaxConcurrent through the cap (rules.go), whose slot the call holds and
-// the response body then.
+// send passes req, admitted by b, to the base transport: under HedgeAfter
+// as a race with its hedges, under MaxConcurrent through the cap, whose
+// slot the call holds and the response body then (rules.go).
 func (t *Transport) send(req *http.Request, b *breaker) (*http.Response, error) {
-	if t.s.sends {
-		return b.more.rules.send(&t.s, b, req, t.base, t.classify)
+	switch {
+	case t.s.races:
+		return b.more.rules.race(&t.s, b, req, t.base, t.classify)
+	case t.s.sends:
+		return b.more.rules.send(req, t.base)
 	}
 	return fromBase(t.base.RoundTrip(req))
 }

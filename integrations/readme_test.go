@@ -136,6 +136,13 @@ func readmeOverload(ctx context.Context) (context.Context, []httpbreaker.Policy)
 	return ctx, []httpbreaker.Policy{throttle, bulkhead, adaptive}
 }
 
+func docsHedging() httpbreaker.Policy {
+	// a second attempt for a request still unanswered after 50ms (near the host's p95),
+	// within the same budget as retries: never more than a tenth more calls
+	hedged := httpbreaker.Policy{HedgeAfter: 50 * time.Millisecond, RetryBudget: 0.1}
+	return hedged
+}
+
 func readmeRetryBudget() httpbreaker.Policy {
 	// a host may take a fifth more calls in retries (plus 10 per window), never more
 	budget := httpbreaker.Policy{RetryBudget: 0.2}
@@ -243,7 +250,7 @@ func readmeOtel(rt *httpbreaker.Transport) *http.Client {
 	return client
 }
 
-var _ = []any{readmeUsage, readmeBeyondHTTP, docsAllow, docsPerMethod, readmeControls, readmePolicies, readmeOverload, readmeRetryBudget, readmeClassifiers, readmeManyHosts, readmeFleet, readmeLogging,
+var _ = []any{readmeUsage, docsHedging, readmeBeyondHTTP, docsAllow, docsPerMethod, readmeControls, readmePolicies, readmeOverload, readmeRetryBudget, readmeClassifiers, readmeManyHosts, readmeFleet, readmeLogging,
 	readmePrometheus, readmeOtelMetrics, readmeRetryablehttp, readmeResty, readmeOtel}
 
 func TestREADMESnippetsAreCompiled(t *testing.T) {
