@@ -153,9 +153,13 @@ func (rc *race) release() {
 	if !pooledRaces || !rc.stopped {
 		return
 	}
-	timer, fire := rc.timer, rc.fire
-	*rc = race{timer: timer, fire: fire}
-	rc.decided.L = &rc.mu
+	// Only what a call set is cleared: zeroing the whole race costs a
+	// write barrier per pointer it holds.
+	rc.s, rc.h, rc.b, rc.r, rc.req, rc.base, rc.classify = nil, nil, nil, nil, nil, nil, nil
+	clear(rc.cancels[:1+rc.sent])
+	rc.answer, rc.first = hedgeAnswer{}, hedgeAnswer{}
+	rc.sent, rc.inFlight = 0, 0
+	rc.over, rc.stopped, rc.fired, rc.done, rc.kept = false, false, false, false, false
 	races.Put(rc)
 }
 
