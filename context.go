@@ -101,6 +101,13 @@ func CriticalityFrom(ctx context.Context) Criticality {
 	return controlsOf(ctx).criticality
 }
 
+// asks are what the rules need of a request's controls, read once with its
+// key (hostOf) and carried along its path.
+type asks struct {
+	criticality Criticality
+	noHedge     bool // WithoutHedging
+}
+
 // controls are what a request's context asks of the Transport.
 type controls struct {
 	key         string

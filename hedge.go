@@ -36,8 +36,9 @@ func WithoutHedging(ctx context.Context) context.Context {
 
 // hedgeable reports whether req may be hedged: replayable by net/http's
 // own rule (GET, HEAD, OPTIONS or TRACE, or an Idempotency-Key or
-// X-Idempotency-Key header; and no body, or a GetBody), not an upgrade
-// (a WebSocket handshake must not be made twice), and not WithoutHedging.
+// X-Idempotency-Key header; and no body, or a GetBody), and not an upgrade
+// (a WebSocket handshake must not be made twice). WithoutHedging is read
+// with the request's other controls (hostOf).
 func hedgeable(req *http.Request) bool {
 	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
 		return false
@@ -51,10 +52,8 @@ func hedgeable(req *http.Request) bool {
 			return false
 		}
 	}
-	if _, upgrade := req.Header["Upgrade"]; upgrade {
-		return false
-	}
-	return !controlsSeen.Load() || !controlsOf(req.Context()).noHedge
+	_, upgrade := req.Header["Upgrade"]
+	return !upgrade
 }
 
 // status fills the rule's part of a host's status.
@@ -175,6 +174,9 @@ func (rc *race) release() {
 // outlives the call; only the winner's answer is the call's, and judged
 // as such.
 func (h *hedging) send(s *shared, b *breaker, r *hostRules, req *http.Request, base http.RoundTripper, classify Classifier) (*http.Response, error) {
+	if !hedgeable(req) {
+		return attempt(s, r, req, base)
+	}
 	ctx, cancel := context.WithCancel(req.Context())
 	rc := newRace(s, h, b, r, req, base, classify)
 	rc.cancels[0] = cancel
@@ -189,7 +191,7 @@ func (h *hedging) send(s *shared, b *breaker, r *hostRules, req *http.Request, b
 			rc.attempts.Wait()
 		}
 	}()
-	resp, err := r.attempt(s, req.WithContext(ctx), base)
+	resp, err := attempt(s, r, req.WithContext(ctx), base)
 	answered = true
 	rc.finish(0, hedgeAnswer{resp: resp, err: err, cancel: cancel})
 	rc.mu.Lock()
@@ -317,7 +319,16 @@ func (rc *race) attempt(req *http.Request) (resp *http.Response, err error) {
 			resp, err = nil, fmt.Errorf("httpbreaker: the base transport panicked in a hedged attempt: %v", p)
 		}
 	}()
-	return rc.r.attempt(rc.s, req, rc.base)
+	return attempt(rc.s, rc.r, req, rc.base)
+}
+
+// attempt sends one attempt of a call: under MaxConcurrent through the
+// cap, which holds a slot the attempt has taken.
+func attempt(s *shared, r *hostRules, req *http.Request, base http.RoundTripper) (*http.Response, error) {
+	if s.caps {
+		return r.slots.send(req, base)
+	}
+	return fromBase(base.RoundTrip(req))
 }
 
 // gatesOpen takes what a hedge needs, or reports false having taken

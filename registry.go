@@ -213,30 +213,31 @@ func (r *registry) publish() {
 	r.dirty, r.misses, r.forgotten = nil, 0, r.forgotten[:0]
 }
 
-// hostOf returns the breaker of req's key and the request's criticality,
+// hostOf returns the breaker of req's key and what the request asks of the
+// rules (its criticality, WithoutHedging),
 // or why req cannot be sent, or no breaker for a request whose context
 // says WithoutBreaker. With track, a new key is tracked (no breaker: no
 // room under WithMaxHosts) and the host's use recorded for eviction;
 // without, a key not tracked has no breaker and a tracked one is only
 // looked at. It reads the request's controls once (context.go).
 // RoundTrip tracks; AllowRetry tracks only under RetryBudget.
-func (t *Transport) hostOf(req *http.Request, track bool) (*breaker, Criticality, error) {
+func (t *Transport) hostOf(req *http.Request, track bool) (*breaker, asks, error) {
 	switch {
 	case t.base == nil:
-		return nil, 0, errNotNew
+		return nil, asks{}, errNotNew
 	case req.URL == nil:
-		return nil, 0, errNilURL
+		return nil, asks{}, errNilURL
 	case !t.methods.allows(req.Method):
-		return nil, 0, &methodError{method: req.Method}
+		return nil, asks{}, &methodError{method: req.Method}
 	}
 	var key string
-	var criticality Criticality
+	var a asks
 	if controlsSeen.Load() {
 		c := controlsOf(req.Context())
 		if c.bypass {
-			return nil, 0, nil
+			return nil, asks{}, nil
 		}
-		key, criticality = c.key, c.criticality
+		key, a = c.key, asks{criticality: c.criticality, noHedge: c.noHedge}
 	}
 	if key == "" && t.keyFunc == nil {
 		if host := req.URL.Host; maybeKey(host) {
@@ -244,17 +245,17 @@ func (t *Transport) hostOf(req *http.Request, track bool) (*breaker, Criticality
 				if track {
 					t.hosts.touch(b)
 				}
-				return b, criticality, nil // a tracked host, already in normal form
+				return b, a, nil // a tracked host, already in normal form
 			}
 		}
 	}
 	if key = t.keyFor(req, key); key == "" {
-		return nil, 0, errEmptyHost
+		return nil, asks{}, errEmptyHost
 	}
 	if !track {
-		return t.hosts.lookup(key), criticality, nil
+		return t.hosts.lookup(key), a, nil
 	}
-	return t.hosts.obtain(key, &t.s), criticality, nil
+	return t.hosts.obtain(key, &t.s), a, nil
 }
 
 // keyFor is the key of req, whose context gave it key (WithKey; "" for

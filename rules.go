@@ -130,24 +130,11 @@ func (r *hostRules) send(req *http.Request, base http.RoundTripper) (*http.Respo
 	return r.slots.send(req, base)
 }
 
-// race sends req for a call the circuit of b admitted to base, under
-// HedgeAfter: a hedgeable request to a closed circuit races its hedges
-// (the first answer classify calls a success wins); any other is one
-// attempt, through the cap under MaxConcurrent.
+// race sends req for a closed call (never a probe) the circuit of b
+// admitted to base, under HedgeAfter: as a race of hedged attempts if it
+// is replayable, the first answer classify calls a success winning.
 func (r *hostRules) race(s *shared, b *breaker, req *http.Request, base http.RoundTripper, classify Classifier) (*http.Response, error) {
-	if hedgeable(req) && b.current(s) == StateClosed {
-		return r.hedge.send(s, b, r, req, base, classify)
-	}
-	return r.attempt(s, req, base)
-}
-
-// attempt sends one attempt of a call: under MaxConcurrent through the
-// cap, which holds a slot the attempt has taken.
-func (r *hostRules) attempt(s *shared, req *http.Request, base http.RoundTripper) (*http.Response, error) {
-	if s.caps {
-		return r.slots.send(req, base)
-	}
-	return fromBase(base.RoundTrip(req))
+	return r.hedge.send(s, b, r, req, base, classify)
 }
 
 // account counts a call's verdict for each rule: a closed call's by the

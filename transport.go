@@ -126,7 +126,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req == nil {
 		return nil, errNilRequest
 	}
-	b, criticality, err := t.hostOf(req, true) // the key's host
+	b, asked, err := t.hostOf(req, true) // the key's host
 	switch {
 	case err != nil:
 		closeBody(req)
@@ -140,7 +140,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if t.s.admits { // the rules beyond it (rules.go)
 		var shed *OverloadError
-		switch tk, shed = b.more.rules.admit(&t.s, b, tk, criticality); {
+		switch tk, shed = b.more.rules.admit(&t.s, b, tk, asked.criticality); {
 		case shed == errEvicted: // as the call took its slot: again, on the key's new host
 			t.giveBack(b, tk)
 			return t.RoundTrip(req)
@@ -152,7 +152,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.probe(req, b, tk)
 	}
 	hadFailures := t.fleet != nil && b.load().failures() > 0
-	resp, err := t.send(req, b)
+	resp, err := t.send(req, b, !asked.noHedge)
 	var outcome Outcome
 	if t.s.plain { // the verdict, counted by the circuit (no clock read: no rule needs it)
 		outcome = t.classifyCall(req, resp, err)
@@ -174,12 +174,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// send passes req, admitted by b, to the base transport: under HedgeAfter
-// as a race with its hedges, under MaxConcurrent through the cap, whose
-// slot the call holds and the response body then (rules.go).
-func (t *Transport) send(req *http.Request, b *breaker) (*http.Response, error) {
+// send passes req, admitted by b, to the base transport: under HedgeAfter,
+// if it may be hedged, as a race with its hedges; under MaxConcurrent
+// through the cap, whose slot the call holds and the response body then
+// (rules.go).
+func (t *Transport) send(req *http.Request, b *breaker, hedge bool) (*http.Response, error) {
 	switch {
-	case t.s.races:
+	case t.s.races && hedge:
 		return b.more.rules.race(&t.s, b, req, t.base, t.classify)
 	case t.s.sends:
 		return b.more.rules.send(req, t.base)
@@ -225,7 +226,7 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 	var resp *http.Response
 	var err error
 	v := b.probe(&t.s, tk, func() verdict {
-		resp, err = t.send(req, b)
+		resp, err = t.send(req, b, false) // a probe is never hedged
 		return t.judge(req, tk, resp, err)
 	})
 	if t.s.accounts {
