@@ -198,11 +198,12 @@ func TestHedgeGates(t *testing.T) {
 			}},
 		{name: "isolated", during: func(t *testing.T, rt *httpbreaker.Transport, _, key string, _ *hedgeServer) { rt.Isolate(key) }},
 		{name: "opened by other calls", policy: httpbreaker.Policy{FailureThreshold: 1},
-			during: func(t *testing.T, rt *httpbreaker.Transport, url, key string, _ *hedgeServer) {
+			during: func(t *testing.T, rt *httpbreaker.Transport, url, key string, h *hedgeServer) {
 				req := mustRequest(t, http.MethodGet, url)
 				resp, err := rt.RoundTrip(req.WithContext(httpbreaker.WithoutHedging(req.Context()))) // arrival 1: a 500
 				require.NoError(t, err)
 				resp.Body.Close()
+				require.Equal(t, 1, <-h.arrived)
 				require.True(t, rt.IsOpen(key))
 			}},
 		{name: "a full concurrency cap", policy: httpbreaker.Policy{MaxConcurrent: 1}},
@@ -252,7 +253,15 @@ func TestHedgeGates(t *testing.T) {
 				tc.during(t, rt, srv.URL+"/", key, h)
 			}
 			arrivals := h.n.Load()
-			assert.True(t, <-fire(tm), "the timer fired")
+			fired := fire(tm)
+			select {
+			case ok := <-fired:
+				assert.True(t, ok, "the timer fired")
+			case i := <-h.arrived:
+				t.Errorf("a hedge was sent (arrival %d)", i)
+				h.answer(i, http.StatusOK)
+				<-fired
+			}
 			assert.Equal(t, arrivals, h.n.Load(), "no hedge sent")
 			h.answer(0, http.StatusOK)
 			got := <-call
@@ -404,30 +413,28 @@ func TestFailedAnswersWaitForTheHedgeInFlight(t *testing.T) {
 		{"every attempt fails", http.StatusBadGateway, "attempt 0", httpbreaker.Counts{Requests: 1, Failures: 1, Hedges: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHedgeServer()
-			srv := httptest.NewServer(h)
-			defer srv.Close()
-			timers, restore := httpbreaker.UseManualHedgeTimers()
-			defer restore()
-			base := &recordingBase{base: &http.Transport{}, returned: make(chan struct{}, 4)}
-			defer base.base.(*http.Transport).CloseIdleConnections()
-			rt := newTransport(t, base, httpbreaker.WithPolicy(hedgePolicy))
-			call := start(rt, mustRequest(t, http.MethodGet, srv.URL+"/"))
-			tm := <-timers
-			<-h.arrived
-			fired := fire(tm)
-			<-h.arrived
-			h.answer(0, http.StatusServiceUnavailable)
-			<-base.returned // the first answer is in before the hedge's
-			h.answer(1, tc.hedgeStatus)
-			got := <-call
-			require.NoError(t, got.err)
-			assert.Equal(t, tc.want, bodyOf(t, got))
-			<-fired
-			closed, all := base.closedCount()
-			assert.Equal(t, 2, all)
-			assert.Equal(t, 2, closed, "the loser's body by the Transport, the winner's by the test")
-			assert.Equal(t, tc.outcome, rt.Snapshot()[0].Total)
+			overProtocolsHedged(t, func(t *testing.T, srv *httptest.Server, real *http.Transport, h *hedgeServer) {
+				timers, restore := httpbreaker.UseManualHedgeTimers()
+				defer restore()
+				base := &recordingBase{base: real, returned: make(chan struct{}, 4)}
+				rt := newTransport(t, base, httpbreaker.WithPolicy(hedgePolicy))
+				call := start(rt, mustRequest(t, http.MethodGet, srv.URL+"/"))
+				tm := <-timers
+				<-h.arrived
+				fired := fire(tm)
+				<-h.arrived
+				h.answer(0, http.StatusServiceUnavailable)
+				<-base.returned // the first answer is in before the hedge's
+				h.answer(1, tc.hedgeStatus)
+				got := <-call
+				require.NoError(t, got.err)
+				assert.Equal(t, tc.want, bodyOf(t, got))
+				<-fired
+				closed, all := base.closedCount()
+				assert.Equal(t, 2, all)
+				assert.Equal(t, 2, closed, "the loser's body by the Transport, the winner's by the test")
+				assert.Equal(t, tc.outcome, rt.Snapshot()[0].Total)
+			})
 		})
 	}
 }
