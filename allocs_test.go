@@ -3,6 +3,7 @@
 package httpbreaker_test
 
 import (
+	"fmt"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -43,4 +44,26 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 	require.NotZero(t, throttled.Status("api.test").Total.Shed)
 	healthy := newTransport(t, newOKBase(), httpbreaker.WithPolicy(httpbreaker.Policy{Window: time.Minute, Throttle: 1.5}))
 	assert.Zero(t, testing.AllocsPerRun(100, func() { _, _ = healthy.RoundTrip(req) }), "throttle on, healthy host")
+}
+
+// A host new to the Transport at the bound, named as a crawler's hosts
+// are, costs one allocation: its breaker, with its key inside (#36).
+func TestANewHostAtTheBoundAllocatesOnce(t *testing.T) {
+	const max, runs = 1000, 500
+	rt := newTransport(t, newOKBase(), httpbreaker.WithMaxHosts(max))
+	reqs := make([]*http.Request, max+runs+1)
+	for i := range reqs {
+		var err error
+		reqs[i], err = http.NewRequest(http.MethodGet, fmt.Sprintf("http://n%d.example.test/", 100000+i), nil)
+		require.NoError(t, err)
+	}
+	for _, req := range reqs[:max] {
+		_, _ = rt.RoundTrip(req)
+	}
+	next := max
+	allocs := testing.AllocsPerRun(runs, func() {
+		_, _ = rt.RoundTrip(reqs[next])
+		next++
+	})
+	assert.LessOrEqual(t, allocs, 1.0)
 }

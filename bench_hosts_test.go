@@ -53,6 +53,37 @@ func heapInUse() int64 {
 // BenchmarkNewHostAtTheBound admits a host never seen into a Transport
 // already tracking WithMaxHosts hosts, as a crawler does all day: each
 // admission forgets an old host. It reports the cost per new host.
+// BenchmarkNewCrawlerHostAtTheBound is a crawler's steady state: every
+// request to a host the Transport has never seen, named as crawled hosts
+// are, at the bound. (It stops at 1<<20 new hosts: keep -benchtime under
+// that many iterations.)
+func BenchmarkNewCrawlerHostAtTheBound(b *testing.B) {
+	const unique = 1 << 20
+	for _, max := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("max=%d", max), func(b *testing.B) {
+			rt := newTransport(b, newOKBase(), httpbreaker.WithMaxHosts(max))
+			for i := range max {
+				req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://n%d.example.test/", i), nil)
+				_, _ = rt.RoundTrip(req)
+			}
+			reqs := make([]*http.Request, unique)
+			for i := range reqs {
+				reqs[i], _ = http.NewRequest(http.MethodGet, fmt.Sprintf("http://n%d.example.test/", 10*max+i), nil)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			i := 0
+			for b.Loop() {
+				if i == unique {
+					b.Fatal("out of new hosts: lower -benchtime")
+				}
+				_, _ = rt.RoundTrip(reqs[i])
+				i++
+			}
+		})
+	}
+}
+
 func BenchmarkNewHostAtTheBound(b *testing.B) {
 	for _, max := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprintf("max=%d", max), func(b *testing.B) {

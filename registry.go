@@ -114,10 +114,9 @@ func (r *registry) track(key string, s *shared) *breaker {
 	if r.dirty == nil {
 		r.dirty = make(map[string]*breaker)
 	}
-	key = strings.Clone(key) // don't pin the request's URL string
-	b := newHost(key, s)
+	b := newHost(key, s) // with a copy of key: the request's URL is not pinned
 	b.lastUsed.Store(r.tick.Add(1))
-	r.dirty[key] = b
+	r.dirty[b.host] = b
 	r.evictable++
 	return b
 }
