@@ -127,8 +127,10 @@ var races = sync.Pool{New: func() any {
 // call then gets a timer of its own.
 var pooledRaces = true
 
-// newRace readies a race for one call of req.
-func newRace(s *shared, h *hedging, b *breaker, r *hostRules, req *http.Request, base http.RoundTripper, classify Classifier) *race {
+// newRace readies a race for one call of req, whose first attempt's
+// context cancel ends. It is filled and its timer armed under rc.mu, which
+// the timer's func takes first: what the call wrote is what it reads.
+func newRace(s *shared, h *hedging, b *breaker, r *hostRules, req *http.Request, base http.RoundTripper, classify Classifier, cancel context.CancelFunc) *race {
 	var rc *race
 	if pooledRaces {
 		rc = races.Get().(*race)
@@ -137,13 +139,15 @@ func newRace(s *shared, h *hedging, b *breaker, r *hostRules, req *http.Request,
 		rc.decided.L = &rc.mu
 		rc.fire = rc.hedge
 	}
+	rc.mu.Lock()
 	rc.s, rc.h, rc.b, rc.r, rc.req, rc.base, rc.classify = s, h, b, r, req, base, classify
-	rc.inFlight = 1
+	rc.cancels[0], rc.inFlight = cancel, 1
 	if rc.timer == nil {
 		rc.timer = startHedgeTimer(s.policy.HedgeAfter, rc.fire)
 	} else {
 		rc.timer.Reset(s.policy.HedgeAfter)
 	}
+	rc.mu.Unlock()
 	return rc
 }
 
@@ -178,8 +182,7 @@ func (h *hedging) send(s *shared, b *breaker, r *hostRules, req *http.Request, b
 		return attempt(s, r, req, base)
 	}
 	ctx, cancel := context.WithCancel(req.Context())
-	rc := newRace(s, h, b, r, req, base, classify)
-	rc.cancels[0] = cancel
+	rc := newRace(s, h, b, r, req, base, classify, cancel)
 	answered := false
 	defer func() {
 		if !answered { // the base panicked: no hedge may outlive the call

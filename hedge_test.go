@@ -551,3 +551,34 @@ func TestHedgePolicyValidation(t *testing.T) {
 	_, err := httpbreaker.New(nil, httpbreaker.WithPolicy(httpbreaker.Policy{HedgeAfter: time.Second, MaxHedges: 10}))
 	assert.NoError(t, err)
 }
+
+// Pooled races serve call after call: answered at once (the race goes back
+// to the pool) or hedged (its timer fired: never pooled again), each call
+// gets its own answer.
+func TestRacesAreReusedCallAfterCall(t *testing.T) {
+	var arrivals sync.Map // call id → arrivals so far
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("id")
+		n, _ := arrivals.LoadOrStore(id, new(atomic.Int64))
+		if n.(*atomic.Int64).Add(1) == 1 && r.URL.Query().Get("slow") == "1" {
+			<-r.Context().Done() // the first attempt of a slow call waits for its hedge to win
+			return
+		}
+		fmt.Fprint(w, id)
+	}))
+	defer srv.Close()
+	rt := newTransport(t, nil, httpbreaker.WithPolicy(httpbreaker.Policy{HedgeAfter: time.Millisecond}))
+	slow := 0
+	for i := range 200 {
+		s := "0"
+		if i%4 == 0 {
+			s, slow = "1", slow+1
+		}
+		req := mustRequest(t, http.MethodGet, fmt.Sprintf("%s/?id=%d&slow=%s", srv.URL, i, s))
+		got := <-start(rt, req)
+		assert.Equal(t, fmt.Sprint(i), bodyOf(t, got), "call %d", i)
+	}
+	st := rt.Snapshot()[0].Total
+	assert.Equal(t, uint64(200), st.Successes)
+	assert.GreaterOrEqual(t, st.HedgeWins, uint64(slow), "every slow call won by its hedge")
+}
