@@ -72,33 +72,27 @@ func newBreaker(key string) *breaker {
 	switch n := len(key); {
 	case n == 0:
 		return &breaker{}
-	case n <= 16: // 128 bytes
-		x := new(struct {
-			b   breaker
-			key [16]byte
-		})
-		x.b.host = keyIn(x.key[:], key)
-		return &x.b
-	case n <= 32: // 144
-		x := new(struct {
-			b   breaker
-			key [32]byte
-		})
-		x.b.host = keyIn(x.key[:], key)
-		return &x.b
-	case n <= 64: // 176
-		x := new(struct {
-			b   breaker
-			key [64]byte
-		})
-		x.b.host = keyIn(x.key[:], key)
-		return &x.b
+	case n <= 16:
+		return withKey[[16]byte](key) // 128 bytes
+	case n <= 32:
+		return withKey[[32]byte](key) // 144
+	case n <= 64:
+		return withKey[[64]byte](key) // 176
 	}
 	return &breaker{host: strings.Clone(key)}
 }
 
-// keyIn copies key into buf and returns the copy as a string.
-func keyIn(buf []byte, key string) string {
+// keyed is a breaker and the bytes of its key, one allocation.
+type keyed[K [16]byte | [32]byte | [64]byte] struct {
+	b   breaker
+	key K
+}
+
+// withKey makes a breaker whose key is copied into its own allocation.
+func withKey[K [16]byte | [32]byte | [64]byte](key string) *breaker {
+	x := new(keyed[K])
+	buf := unsafe.Slice((*byte)(unsafe.Pointer(&x.key)), unsafe.Sizeof(x.key))
 	n := copy(buf, key)
-	return unsafe.String(&buf[0], n)
+	x.b.host = unsafe.String(&buf[0], n)
+	return &x.b
 }
