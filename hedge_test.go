@@ -70,6 +70,18 @@ func overProtocolsHedged(t *testing.T, f func(t *testing.T, srv *httptest.Server
 	})
 }
 
+// hedgedServer starts a hedgeServer behind a real HTTP/1.1 server and
+// hands each hedged call's timer to the test (UseManualHedgeTimers), both
+// undone when t ends.
+func hedgedServer(t *testing.T) (*hedgeServer, *httptest.Server, <-chan *httpbreaker.ManualHedgeTimer) {
+	h := newHedgeServer()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	timers, restore := httpbreaker.UseManualHedgeTimers()
+	t.Cleanup(restore)
+	return h, srv, timers
+}
+
 // answer releases arrival i with status.
 func (h *hedgeServer) answer(i, status int) { h.release[i] <- status }
 
@@ -144,11 +156,7 @@ func TestHedgingWithTheRealTimer(t *testing.T) {
 }
 
 func TestAnAnswerBeforeHedgeAfterSendsNoHedge(t *testing.T) {
-	h := newHedgeServer()
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	timers, restore := httpbreaker.UseManualHedgeTimers()
-	defer restore()
+	h, srv, timers := hedgedServer(t)
 	rt := newTransport(t, nil, httpbreaker.WithPolicy(hedgePolicy))
 	h.answer(0, http.StatusOK)
 	got := <-start(rt, mustRequest(t, http.MethodGet, srv.URL+"/"))
@@ -224,11 +232,7 @@ func TestHedgeGates(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHedgeServer()
-			srv := httptest.NewServer(h)
-			defer srv.Close()
-			timers, restore := httpbreaker.UseManualHedgeTimers()
-			defer restore()
+			h, srv, timers := hedgedServer(t)
 			policy := tc.policy
 			policy.HedgeAfter = hedgePolicy.HedgeAfter
 			rt := newTransport(t, nil, httpbreaker.WithPolicy(policy))
@@ -290,11 +294,7 @@ func requestWithBody(t *testing.T, method, url, body string) *http.Request {
 
 // A probe is never hedged: half-open, the circuit keeps to its probes.
 func TestAProbeIsNeverHedged(t *testing.T) {
-	h := newHedgeServer()
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	timers, restore := httpbreaker.UseManualHedgeTimers()
-	defer restore()
+	h, srv, timers := hedgedServer(t)
 	clock := newClock()
 	rt := newTransport(t, nil, httpbreaker.WithClock(clock.Now),
 		httpbreaker.WithPolicy(httpbreaker.Policy{HedgeAfter: time.Second, FailureThreshold: 1, ResetTimeout: time.Minute}))
@@ -309,11 +309,7 @@ func TestAProbeIsNeverHedged(t *testing.T) {
 }
 
 func TestMaxHedges(t *testing.T) {
-	h := newHedgeServer()
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	timers, restore := httpbreaker.UseManualHedgeTimers()
-	defer restore()
+	h, srv, timers := hedgedServer(t)
 	rt := newTransport(t, nil, httpbreaker.WithPolicy(httpbreaker.Policy{HedgeAfter: time.Second, MaxHedges: 2}))
 	call := start(rt, mustRequest(t, http.MethodGet, srv.URL+"/"))
 	tm := <-timers
@@ -442,11 +438,7 @@ func TestFailedAnswersWaitForTheHedgeInFlight(t *testing.T) {
 // A failed first answer with no hedge in flight is the call's at once, and
 // ends the hedging.
 func TestAFailedFirstAnswerEndsTheHedging(t *testing.T) {
-	h := newHedgeServer()
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	timers, restore := httpbreaker.UseManualHedgeTimers()
-	defer restore()
+	h, srv, timers := hedgedServer(t)
 	rt := newTransport(t, nil, httpbreaker.WithPolicy(hedgePolicy))
 	h.answer(0, http.StatusServiceUnavailable)
 	got := <-start(rt, mustRequest(t, http.MethodGet, srv.URL+"/"))
@@ -461,11 +453,7 @@ func TestAFailedFirstAnswerEndsTheHedging(t *testing.T) {
 // Hedges withdraw from the retry budget, so retries and hedges together
 // stay within it; Counts.Retries counts only the retries.
 func TestHedgesShareTheRetryBudget(t *testing.T) {
-	h := newHedgeServer()
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	timers, restore := httpbreaker.UseManualHedgeTimers()
-	defer restore()
+	h, srv, timers := hedgedServer(t)
 	rt := newTransport(t, nil, httpbreaker.WithPolicy(httpbreaker.Policy{HedgeAfter: time.Second, RetryBudget: 0.1, MinRetries: 1}))
 	call := start(rt, mustRequest(t, http.MethodGet, srv.URL+"/"))
 	tm := <-timers
@@ -514,11 +502,7 @@ func TestAHedgeReplaysTheBody(t *testing.T) {
 // A base that panics in a hedge, on the timer's goroutine, does not end
 // the program: the hedge fails, and the first attempt answers.
 func TestAPanicInAHedgeIsItsError(t *testing.T) {
-	h := newHedgeServer()
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	timers, restore := httpbreaker.UseManualHedgeTimers()
-	defer restore()
+	h, srv, timers := hedgedServer(t)
 	var calls atomic.Int64
 	real := &http.Transport{}
 	defer real.CloseIdleConnections()
