@@ -135,9 +135,7 @@ func newRace(s *shared, h *hedging, b *breaker, r *hostRules, req *http.Request,
 	if pooledRaces {
 		rc = races.Get().(*race)
 	} else {
-		rc = new(race)
-		rc.decided.L = &rc.mu
-		rc.fire = rc.hedge
+		rc = races.New().(*race)
 	}
 	rc.mu.Lock()
 	rc.s, rc.h, rc.b, rc.r, rc.req, rc.base, rc.classify = s, h, b, r, req, base, classify
