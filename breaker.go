@@ -11,54 +11,75 @@ import (
 // word, a success one more (plus a CAS only when there are failures to
 // forget), a failure a CAS. Everything else — tripping, probes, clearing —
 // happens under mu, which only this host's calls ever take.
+//
+// It is 80 bytes, so that with its key (host.go) it fills a 128-byte size
+// class, which Go's allocator places on 128-byte boundaries: two hosts
+// never share a cache line, nor the pair of lines the adjacent-line
+// prefetcher fetches together, so calls to different hosts never contend
+// (TestBreakerFillsItsSizeClass). What only a circuit that has left closed
+// needs is in its episode, made at the first transition.
 type breaker struct {
 	// Read and written lock-free by every call.
 
 	// state is a word: state, consecutive failures and generation.
 	state atomic.Uint64
-	// retryAt is, while open, the clock offset (shared.offset) at which a
-	// probe may be admitted.
-	retryAt atomic.Int64
-	// refusal is what a refused call returns in the current open or
-	// half-open episode; built once per episode, never reset to nil.
-	refusal atomic.Pointer[OpenError]
 	// counts are the totals since the host was first tracked.
 	counts counters
+	// lastUsed is the registry's tick when a request last used the
+	// breaker (requests write it lock-free): eviction forgets the oldest.
+	lastUsed atomic.Uint32
 	// forgotten is set, once, when the registry drops the breaker to make
 	// room: requests then look for a new one, and this one falls silent
 	// (its transitions reach no listener, no count and no Store).
 	forgotten atomic.Bool
 
-	// The registry's: eviction reads these under the registry's mu.
-
-	// lastUsed is the registry's tick when a request last used the
-	// breaker (requests write it lock-free): eviction forgets the oldest.
-	lastUsed atomic.Uint32
 	// isolated is set while the circuit is open until cleared (Isolate).
 	// It is written with both the registry's mu and b.mu held, so eviction,
 	// which decides under the registry's mu, never forgets a host being
 	// isolated; either lock suffices to read it.
 	isolated bool
 
-	// Guarded by mu, which only this host's calls ever take.
-
+	// mu guards transitions; only this host's calls ever take it.
 	mu sync.Mutex
-	// reopens counts failed probes in a row, for a growing open time, up
-	// to maxReopens.
-	reopens uint8
-	// probes counts probe calls in flight, whichever half-open period
-	// admitted them: one that outlives its period (another probe moved the
-	// state on) counts against HalfOpenMaxRequests until it returns.
-	probes int32
-	// successes counts consecutive probe successes while half-open.
-	successes int32
-	// more is what few hosts need (host.go): nil until the first
-	// transition, or made with the host under a policy that needs it at
-	// once (then read without mu too). Written under mu.
+	// more is what few hosts need (host.go), the episode among them: nil
+	// until the first transition, or made with the host under a policy
+	// that needs it at once. Written once, under mu, before the state word
+	// first leaves closed: whoever loads a word that is not closed may read
+	// it without mu.
 	more *hostMore
 
 	host string // the key; set when the breaker is made, then only read
 }
+
+// episode is the circuit's state beyond its word, which only a circuit
+// that has left closed needs (in hostMore, made at the first transition).
+type episode struct {
+	// retryAt is, while open, the clock offset (shared.offset) at which a
+	// probe may be admitted. Read lock-free.
+	retryAt atomic.Int64
+	// refusal is what a refused call returns in the current open or
+	// half-open episode; built once per episode, never reset to nil. Read
+	// lock-free.
+	refusal atomic.Pointer[OpenError]
+	// probes counts probe calls in flight, whichever half-open period
+	// admitted them: one that outlives its period (another probe moved the
+	// state on) counts against HalfOpenMaxRequests until it returns.
+	// Requires mu.
+	probes int32
+	// successes counts consecutive probe successes while half-open.
+	// Requires mu.
+	successes int32
+	// reopens counts failed probes in a row, for a growing open time, up
+	// to maxReopens. Requires mu.
+	reopens uint8
+}
+
+// opened is the circuit's episode; only for a breaker whose state word has
+// left closed at least once (its more is made by then).
+func (b *breaker) opened() *episode { return &b.more.episode }
+
+// refusal is what a refused call returns now; only while not closed.
+func (b *breaker) refusal() *OpenError { return b.opened().refusal.Load() }
 
 // ticket is what an admitted call carries to its report: the generation it
 // was admitted in, whether it holds a probe slot, and when it was admitted
@@ -86,8 +107,8 @@ func (b *breaker) admit(s *shared) (ticket, *OpenError) {
 
 func (b *breaker) admitSlow(s *shared, w word) (ticket, *OpenError) {
 	now := s.clock()
-	if w.state() == StateOpen && now < b.retryAt.Load() {
-		return ticket{}, b.refusal.Load()
+	if w.state() == StateOpen && now < b.opened().retryAt.Load() {
+		return ticket{}, b.refusal()
 	}
 	b.mu.Lock()
 	w = b.advance(s, now)
@@ -96,11 +117,11 @@ func (b *breaker) admitSlow(s *shared, w word) (ticket, *OpenError) {
 	switch {
 	case w.state() == StateClosed:
 		tk = ticket{gen: w.gen(), start: now}
-	case w.state() == StateHalfOpen && int(b.probes) < s.policy.HalfOpenMaxRequests:
-		b.probes++
+	case w.state() == StateHalfOpen && int(b.opened().probes) < s.policy.HalfOpenMaxRequests:
+		b.opened().probes++
 		tk = ticket{gen: w.gen(), probe: true, start: now}
 	default:
-		refused = b.refusal.Load()
+		refused = b.refusal()
 	}
 	b.unlockAndNotify(s)
 	return tk, refused
@@ -235,18 +256,19 @@ func (b *breaker) reportProbe(s *shared, tk ticket, v verdict) {
 		v.at, v.timed = s.clock(), true
 	}
 	b.mu.Lock()
-	b.probes-- // in flight until now, whatever its period
+	ep := b.opened()
+	ep.probes-- // in flight until now, whatever its period
 	if w := b.load(); w.gen() == tk.gen {
 		switch v.outcome {
 		case Ignore:
 		case Success:
-			b.successes++
-			if int(b.successes) >= s.policy.SuccessThreshold {
+			ep.successes++
+			if int(ep.successes) >= s.policy.SuccessThreshold {
 				b.transition(s, w, StateClosed, v.at, 0)
 			}
 		default:
-			if b.reopens < maxReopens {
-				b.reopens++
+			if ep.reopens < maxReopens {
+				ep.reopens++
 			}
 			b.transition(s, w, StateOpen, v.at, v.until)
 		}
@@ -257,7 +279,7 @@ func (b *breaker) reportProbe(s *shared, tk ticket, v verdict) {
 // giveBackProbe frees a probe slot whose call was never sent.
 func (b *breaker) giveBackProbe() {
 	b.mu.Lock()
-	b.probes--
+	b.opened().probes--
 	b.mu.Unlock()
 }
 
@@ -265,7 +287,7 @@ func (b *breaker) giveBackProbe() {
 // returns the current word. Requires b.mu held.
 func (b *breaker) advance(s *shared, now int64) word {
 	w := b.load()
-	if w.state() == StateOpen && !b.isolated && now >= b.retryAt.Load() {
+	if w.state() == StateOpen && !b.isolated && now >= b.opened().retryAt.Load() {
 		b.transition(s, w, StateHalfOpen, now, 0)
 		w = b.load()
 	}
@@ -283,7 +305,7 @@ func (b *breaker) current(s *shared) State {
 		return w.state()
 	}
 	now := s.clock()
-	if now < b.retryAt.Load() {
+	if now < b.opened().retryAt.Load() {
 		return StateOpen
 	}
 	b.mu.Lock()
@@ -330,7 +352,7 @@ func (b *breaker) adoptOpen(s *shared, until int64) {
 	b.mu.Lock()
 	for {
 		w := b.load()
-		if b.isolated || w.state() == StateOpen && b.retryAt.Load() >= until {
+		if b.isolated || w.state() == StateOpen && b.opened().retryAt.Load() >= until {
 			break
 		}
 		own := b.more != nil && b.more.fleet.ownIn(w)
@@ -354,31 +376,32 @@ func (b *breaker) adoptOpen(s *shared, until int64) {
 // reads neither, and the caller's retry writes them again.
 func (b *breaker) transition(s *shared, w word, to State, now, until int64) bool {
 	if b.more == nil {
-		b.more = new(hostMore) // under mu; lock-free readers look only under policies that make it at once
+		b.more = new(hostMore) // under mu, before the word leaves closed
 	}
+	ep := b.opened()
 	now = b.more.events.after(now) // the clock was read before mu: keep order
 	switch to {
 	case StateOpen:
 		if until == 0 {
-			until = later(now, s.policy.openTimeout(int(b.reopens)))
+			until = later(now, s.policy.openTimeout(int(ep.reopens)))
 		}
 		refusal := &OpenError{Host: b.host, State: StateOpen, Isolated: b.isolated, openedAt: s.instant(now)}
 		if !b.isolated {
 			refusal.RetryAt = s.instant(until)
 		}
-		b.retryAt.Store(until)
-		b.refusal.Store(refusal)
+		ep.retryAt.Store(until)
+		ep.refusal.Store(refusal)
 	case StateHalfOpen:
-		b.refusal.Store(&OpenError{Host: b.host, State: StateHalfOpen, RetryAt: s.instant(now), openedAt: b.refusal.Load().openedAt})
+		ep.refusal.Store(&OpenError{Host: b.host, State: StateHalfOpen, RetryAt: s.instant(now), openedAt: ep.refusal.Load().openedAt})
 	}
 	if !b.cas(w, packWord(to, 0, w.gen()+1)) {
 		return false
 	}
 	heard := !b.forgotten.Load()
 	b.more.events.changed(s, b.host, now, heard)
-	b.successes = 0
+	ep.successes = 0
 	if to == StateClosed {
-		b.reopens = 0
+		ep.reopens = 0
 		if b.more.window != nil {
 			b.more.window.reset()
 		}

@@ -147,7 +147,7 @@ func (t *Transport) allow(a *admission, ctx context.Context, key string) error {
 		}
 		tk, open := b.admit(&t.s) // the circuit
 		if open != nil {
-			b.counts.rejected.Add(1)
+			b.rejected()
 			return open
 		}
 		if t.s.admits { // the rules beyond it (rules.go)
@@ -160,7 +160,7 @@ func (t *Transport) allow(a *admission, ctx context.Context, key string) error {
 				if tk.probe {
 					b.giveBackProbe()
 				}
-				b.counts.rejected.Add(1)
+				b.rejected()
 				return shed
 			}
 		}
@@ -174,8 +174,8 @@ func (t *Transport) allow(a *admission, ctx context.Context, key string) error {
 			switch {
 			case !ok: // another member holds the fleet's probes
 				t.giveBack(b, tk)
-				b.counts.rejected.Add(1)
-				return b.refusal.Load()
+				b.rejected()
+				return b.refusal()
 			case err != nil: // the caller gave up while the Store decided
 				t.giveBack(b, tk)
 				return err

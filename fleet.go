@@ -179,7 +179,7 @@ func (t *Transport) tellStore(ctx context.Context, b *breaker, tk ticket, o Outc
 					t.announceOpen(ctx, b)
 				}
 			}
-		case w.state() == StateOpen && !b.refusal.Load().Isolated: // this call, or one beside it, opened the circuit
+		case w.state() == StateOpen && !b.refusal().Isolated: // this call, or one beside it, opened the circuit
 			t.openedOwn(ctx, b, w, false)
 		}
 	}
@@ -224,7 +224,7 @@ func (t *Transport) endRun(ctx context.Context, b *breaker) {
 
 // announceOpen tells the fleet that b's circuit is open, and until when.
 func (t *Transport) announceOpen(ctx context.Context, b *breaker) {
-	until := b.refusal.Load().RetryAt // zero for an isolated host
+	until := b.refusal().RetryAt // zero for an isolated host
 	sctx, cancel := storeContext(ctx)
 	defer cancel()
 	_ = t.fleet.store.Open(sctx, b.host, until)

@@ -8,6 +8,7 @@ package httpbreaker
 
 import (
 	"strings"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -26,7 +27,15 @@ type hostMore struct {
 	fleet fleetHost
 	// rules are the host's state for each rule the policy turns on.
 	rules hostRules
+	// episode is the circuit's beyond its state word (breaker.go).
+	episode episode
+	// rejected counts the host's refusals (Counts.Rejected).
+	rejected atomic.Uint64
 }
+
+// rejected counts a refusal. A host refuses only once its circuit has left
+// closed or under a rule that refuses, so its more is made by then.
+func (b *breaker) rejected() { b.more.rejected.Add(1) }
 
 // newHost makes the record of a host, closed, with the parts its policy
 // needs at once.
@@ -61,35 +70,34 @@ func (b *breaker) clearRules(s *shared) {
 }
 
 // newBreaker makes a breaker for key with a copy of key of its own, so that
-// a key cut from a request's URL never pins that URL. A key of up to 64
-// bytes (most hosts) is copied into the breaker's own allocation, in a
-// bucket that fills a size class with the 112-byte breaker: a new host
-// costs one allocation, not two (for a key of 17 to 24 bytes, 8 bytes more
-// than two allocations would take). The key's bytes are never written
-// again; a key kept after its host is forgotten keeps the breaker's
-// memory, as any interior pointer does.
+// a key cut from a request's URL never pins that URL. The key is copied
+// into the breaker's own allocation, in a bucket that fills a 128- or
+// 256-byte size class with the 80-byte breaker: a new host costs one
+// allocation, and sits on 128-byte boundaries, sharing no cache line with
+// another (breaker.go). A key longer than 176 bytes gets an allocation of
+// its own. The key's bytes are never written again; a key kept after its
+// host is forgotten keeps the breaker's memory, as any interior pointer
+// does.
 func newBreaker(key string) *breaker {
 	switch n := len(key); {
-	case n == 0:
-		return &breaker{}
-	case n <= 16:
-		return withKey[[16]byte](key) // 128 bytes
-	case n <= 32:
-		return withKey[[32]byte](key) // 144
-	case n <= 64:
-		return withKey[[64]byte](key) // 176
+	case n <= 48: // most hosts
+		return withKey[[48]byte](key) // 128 bytes
+	case n <= 176:
+		return withKey[[176]byte](key) // 256
 	}
-	return &breaker{host: strings.Clone(key)}
+	b := withKey[[48]byte]("")
+	b.host = strings.Clone(key)
+	return b
 }
 
 // keyed is a breaker and the bytes of its key, one allocation.
-type keyed[K [16]byte | [32]byte | [64]byte] struct {
+type keyed[K [48]byte | [176]byte] struct {
 	b   breaker
 	key K
 }
 
 // withKey makes a breaker whose key is copied into its own allocation.
-func withKey[K [16]byte | [32]byte | [64]byte](key string) *breaker {
+func withKey[K [48]byte | [176]byte](key string) *breaker {
 	x := new(keyed[K])
 	buf := unsafe.Slice((*byte)(unsafe.Pointer(&x.key)), unsafe.Sizeof(x.key))
 	n := copy(buf, key)

@@ -33,11 +33,12 @@ type Counts struct {
 	HedgeWins uint64 `json:"hedge_wins"`
 }
 
-// counters are a host's totals. Requests is not stored: each call that
-// reached the base ends as exactly one of the other three, so it is their
-// sum, and a snapshot is consistent in itself.
+// counters are a host's totals of calls sent. Requests is not stored:
+// each call that reached the base ends as exactly one of the three, so it
+// is their sum, and a snapshot is consistent in itself. Refusals are
+// counted apart, in hostMore (rejected), which every host that refuses has.
 type counters struct {
-	successes, failures, ignored, rejected atomic.Uint64
+	successes, failures, ignored atomic.Uint64
 }
 
 func (c *counters) count(o Outcome) {
@@ -51,13 +52,13 @@ func (c *counters) count(o Outcome) {
 	}
 }
 
-// snapshot reads the counters as Counts: Requests is their sum.
+// snapshot reads the counters as Counts: Requests is their sum. Rejected
+// is the caller's to fill.
 func (c *counters) snapshot() Counts {
 	n := Counts{
 		Successes: c.successes.Load(),
 		Failures:  c.failures.Load(),
 		Ignored:   c.ignored.Load(),
-		Rejected:  c.rejected.Load(),
 	}
 	n.Requests = n.Successes + n.Failures + n.Ignored
 	return n
@@ -280,7 +281,7 @@ func (b *breaker) status(s *shared) HostStatus {
 	w := b.load()
 	st := HostStatus{Host: b.host, State: w.state(), ConsecutiveFailures: w.failures()}
 	if w.state() != StateClosed {
-		refusal := b.refusal.Load()
+		refusal := b.refusal()
 		st.OpenedAt = refusal.openedAt
 		st.Isolated = b.isolated
 		if w.state() == StateOpen {
@@ -288,6 +289,9 @@ func (b *breaker) status(s *shared) HostStatus {
 		}
 	}
 	st.Total = b.counts.snapshot()
+	if b.more != nil {
+		st.Total.Rejected = b.more.rejected.Load()
+	}
 	b.mu.Unlock()
 	return st
 }

@@ -215,7 +215,7 @@ func (t *Transport) probe(req *http.Request, b *breaker, tk ticket) (*http.Respo
 		switch {
 		case !ok: // another member holds the fleet's probes
 			t.giveBack(b, tk)
-			return t.refuse(req, b, b.refusal.Load())
+			return t.refuse(req, b, b.refusal())
 		case err != nil: // the caller gave up while the Store decided
 			t.giveBack(b, tk)
 			closeBody(req)
@@ -261,7 +261,7 @@ func (t *Transport) shed(req *http.Request, b *breaker, tk ticket, refusal *Over
 // refuse answers a request b's circuit will not send, and counts it:
 // refused is an *OpenError or an *OverloadError.
 func (t *Transport) refuse(req *http.Request, b *breaker, refused error) (*http.Response, error) {
-	b.counts.rejected.Add(1)
+	b.rejected()
 	closeBody(req)
 	if t.stale != nil {
 		if stale := t.stale.serve(req, t.s.now(), false); stale != nil {
