@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"github.com/httpbreaker/httpbreaker"
@@ -17,6 +18,37 @@ func BenchmarkRoundTripClosedParallelOneHost(b *testing.B) {
 	reqs := requests(b, 1)
 	for _, name := range names {
 		b.Run(name, func(b *testing.B) { benchParallel(b, all[name], reqs) })
+	}
+}
+
+// BenchmarkRoundTripClosedParallelNeighbours calls 1000 tracked hosts from
+// each goroutine in turn, goroutine g taking the hosts ≡ g modulo
+// GOMAXPROCS: hosts tracked one after the other, whose records sit side by
+// side in memory, are called from different cores at once. Beside the
+// 1000-host benchmark (where each goroutine walks its own stretch) it shows
+// what two hosts' records sharing a cache line would cost.
+func BenchmarkRoundTripClosedParallelNeighbours(b *testing.B) {
+	all := contenders(b, newOKBase())
+	reqs := requests(b, 1000)
+	for _, name := range names {
+		rt := all[name]
+		for _, req := range reqs { // tracked in order
+			_, _ = rt.RoundTrip(req)
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			procs := runtime.GOMAXPROCS(0)
+			var next atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				g := int(next.Add(1)-1) % procs
+				for i := g; pb.Next(); i += procs {
+					if _, err := rt.RoundTrip(reqs[i%len(reqs)]); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }
 

@@ -19,12 +19,10 @@ import (
 // (TestBreakerFillsItsSizeClass). What only a circuit that has left closed
 // needs is in its episode, made at the first transition.
 type breaker struct {
-	// Read and written lock-free by every call.
+	// Read by every call; written lock-free only when something changes.
 
 	// state is a word: state, consecutive failures and generation.
 	state atomic.Uint64
-	// counts are the totals since the host was first tracked.
-	counts counters
 	// lastUsed is the registry's tick when a request last used the
 	// breaker (requests write it lock-free): eviction forgets the oldest.
 	lastUsed atomic.Uint32
@@ -32,21 +30,25 @@ type breaker struct {
 	// room: requests then look for a new one, and this one falls silent
 	// (its transitions reach no listener, no count and no Store).
 	forgotten atomic.Bool
-
-	// isolated is set while the circuit is open until cleared (Isolate).
-	// It is written with both the registry's mu and b.mu held, so eviction,
-	// which decides under the registry's mu, never forgets a host being
-	// isolated; either lock suffices to read it.
-	isolated bool
-
-	// mu guards transitions; only this host's calls ever take it.
-	mu sync.Mutex
 	// more is what few hosts need (host.go), the episode among them: nil
 	// until the first transition, or made with the host under a policy
 	// that needs it at once. Written once, under mu, before the state word
 	// first leaves closed: whoever loads a word that is not closed may read
 	// it without mu.
 	more *hostMore
+
+	// Written by every call: on a cache line of their own (host.go).
+
+	// counts are the totals since the host was first tracked.
+	counts counters
+
+	// isolated is set while the circuit is open until cleared (Isolate).
+	// It is written with both the registry's mu and b.mu held, so eviction,
+	// which decides under the registry's mu, never forgets a host being
+	// isolated; either lock suffices to read it.
+	isolated bool
+	// mu guards transitions; only this host's calls ever take it.
+	mu sync.Mutex
 
 	host string // the key; set when the breaker is made, then only read
 }

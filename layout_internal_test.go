@@ -8,21 +8,31 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-// TestBreakerFillsItsSizeClass keeps a host's record on 128-byte
-// boundaries: Go's allocator places an object of a 128- or 256-byte size
-// class on a multiple of 128, so two hosts' breakers never share a cache
-// line, nor the pair of lines the adjacent-line prefetcher fetches
-// together, and calls to different hosts never contend. A field added to
-// the breaker must come out of the key's bucket.
+// TestBreakerFillsItsSizeClass keeps a host's record where calls on
+// several cores do not contend. Go's allocator places an object of a 128-
+// or 256-byte size class on a multiple of 128, so two hosts never share a
+// cache line, nor the pair of lines the adjacent-line prefetcher fetches
+// together; within the record, the counters every call adds to start a
+// line of their own, after the key and the words every call reads. A field
+// added to the breaker must come out of the key's bucket.
 func TestBreakerFillsItsSizeClass(t *testing.T) {
-	assert.EqualValues(t, 80, unsafe.Sizeof(breaker{}), "the breaker's size, which the buckets below assume")
-	assert.EqualValues(t, 128, unsafe.Sizeof(keyed[[48]byte]{}))
-	assert.EqualValues(t, 256, unsafe.Sizeof(keyed[[176]byte]{}))
-	for _, n := range []int{0, 1, 16, 17, 48, 49, 176, 177, 253} {
+	// Go's size classes around them: 112, 128, … 240, 256.
+	assert.True(t, unsafe.Sizeof(keyed[[40]byte]{}) > 112 && unsafe.Sizeof(keyed[[40]byte]{}) <= 128)
+	assert.True(t, unsafe.Sizeof(keyed[[168]byte]{}) > 240 && unsafe.Sizeof(keyed[[168]byte]{}) <= 256)
+	for _, n := range []int{0, 1, 16, 17, 40, 41, 168, 169, 253} {
 		key := strings.Repeat("k", n)
 		b := newBreaker(key)
 		assert.Equal(t, key, b.host)
-		assert.Zero(t, uintptr(unsafe.Pointer(b))%128, "a breaker with a %d-byte key is not on a 128-byte boundary", n)
-		assert.Zero(t, unsafe.Offsetof(b.counts)/64, "the counts a call adds to share the state word's cache line")
+		bucket := 40
+		if n > 40 && n <= 168 {
+			bucket = 168
+		}
+		start := uintptr(unsafe.Pointer(b)) - uintptr(bucket) // the key's bytes come first
+		assert.Zero(t, start%128, "a record with a %d-byte key is not on a 128-byte boundary", n)
+		counts := uintptr(unsafe.Pointer(&b.counts)) - start
+		assert.Zero(t, counts%64, "with a %d-byte key the counters start no cache line", n)
+		for _, read := range []uintptr{uintptr(unsafe.Pointer(&b.state)), uintptr(unsafe.Pointer(&b.forgotten)), uintptr(unsafe.Pointer(&b.more))} {
+			assert.Less(t, read-start, counts, "with a %d-byte key a word every call reads shares the counters' line", n)
+		}
 	}
 }
