@@ -86,6 +86,14 @@ func TestClassifierDecidesWhatTrips(t *testing.T) {
 		httpbreaker.WithClassifier(func(*http.Response, error) httpbreaker.Outcome { return 7 }))
 	_, _ = get(t, odd, host)
 	assert.True(t, odd.IsOpen(host), "an unknown outcome counts as a failure")
+
+	// The default's rule is inlined on the closed path; a classifier of
+	// one's own still judges every answer, a 200 too.
+	ok := newFakeBase(func(string) int { return http.StatusOK })
+	failing200 := newTransport(t, ok, httpbreaker.WithPolicy(httpbreaker.Policy{FailureThreshold: 1}),
+		httpbreaker.WithClassifier(func(*http.Response, error) httpbreaker.Outcome { return httpbreaker.Failure }))
+	_, _ = get(t, failing200, host)
+	assert.True(t, failing200.IsOpen(host), "the classifier given, not the default's rule, judged the 200")
 }
 
 func TestStringers(t *testing.T) {

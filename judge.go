@@ -100,6 +100,14 @@ type verdict struct {
 // say) rather than context.Canceled, and the caller giving up says nothing
 // about the host.
 func (t *Transport) classifyCall(req *http.Request, resp *http.Response, err error) Outcome {
+	if err != nil || !t.strict {
+		return t.classifyWith(req, resp, err)
+	}
+	return onlyOK(resp.StatusCode) // DefaultClassifier's answer, inlined
+}
+
+// classifyWith runs the Transport's classifier, as classifyCall says.
+func (t *Transport) classifyWith(req *http.Request, resp *http.Response, err error) Outcome {
 	if err != nil && callerCanceled(req) {
 		err = canceledError{err}
 	}

@@ -3,6 +3,7 @@ package httpbreaker
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 )
@@ -15,25 +16,31 @@ var DefaultMethods = []string{
 }
 
 // methodTable is a small list of allowed methods. Methods are case-sensitive
-// (RFC 9110 §9.1); an empty method means GET, as in net/http.
-type methodTable []string
+// (RFC 9110 §9.1); an empty method means GET, as in net/http. Whether GET,
+// most requests' method, is allowed is kept apart: answered without a
+// loop or a string comparison call.
+type methodTable struct {
+	get  bool
+	list []string
+}
 
 // newMethodTable checks each method is an RFC 9110 token and drops repeats.
 func newMethodTable(methods []string) (methodTable, error) {
 	if len(methods) == 0 {
-		return nil, errors.New("httpbreaker: WithMethods needs at least one method")
+		return methodTable{}, errors.New("httpbreaker: WithMethods needs at least one method")
 	}
-	table := make(methodTable, 0, len(methods))
+	table := methodTable{list: make([]string, 0, len(methods))}
 	for _, m := range methods {
 		if !isToken(m) {
-			return nil, fmt.Errorf("httpbreaker: WithMethods: %q is not a valid method token", m)
+			return methodTable{}, fmt.Errorf("httpbreaker: WithMethods: %q is not a valid method token", m)
 		}
 		if upper := strings.ToUpper(m); upper != m && slices.Contains(DefaultMethods, upper) {
 			// methods are case-sensitive: "get" would refuse every GET
-			return nil, fmt.Errorf("httpbreaker: WithMethods: %q is not %q: methods are case-sensitive (RFC 9110 §9.1)", m, upper)
+			return methodTable{}, fmt.Errorf("httpbreaker: WithMethods: %q is not %q: methods are case-sensitive (RFC 9110 §9.1)", m, upper)
 		}
-		if !table.allows(m) {
-			table = append(table, m)
+		if !slices.Contains(table.list, m) {
+			table.list = append(table.list, m)
+			table.get = table.get || m == http.MethodGet
 		}
 	}
 	return table, nil
@@ -41,15 +48,10 @@ func newMethodTable(methods []string) (methodTable, error) {
 
 // allows reports whether method is in the table; "" means GET.
 func (t methodTable) allows(method string) bool {
-	if method == "" {
-		method = "GET"
+	if method == http.MethodGet || method == "" {
+		return t.get
 	}
-	for _, m := range t {
-		if m == method {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(t.list, method)
 }
 
 // isToken reports whether s is a non-empty RFC 9110 token.

@@ -299,9 +299,9 @@ func maybeKey(host string) bool {
 	case ':':
 		return false
 	case '0':
-		return !strings.HasSuffix(host, ":80")
+		return n < 3 || host[n-3:] != ":80"
 	case '3':
-		return !strings.HasSuffix(host, ":443")
+		return n < 4 || host[n-4:] != ":443"
 	}
 	return true
 }

@@ -23,6 +23,7 @@ type Transport struct {
 	owned    bool // base is the pool New made: Close closes its idle connections
 	s        shared
 	classify Classifier
+	strict   bool // classify is DefaultClassifier, by default: classifyCall inlines it
 	// classifyErr judges Do's calls (WithErrorClassifier); nil for
 	// DefaultErrorClassifier, called directly.
 	classifyErr func(error) Outcome
@@ -50,7 +51,7 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpbreaker: DefaultMethods: %w", err)
 	}
-	c := config{classifier: DefaultClassifier, methods: methods, now: time.Now, maxHosts: DefaultMaxHosts}
+	c := config{methods: methods, now: time.Now, maxHosts: DefaultMaxHosts}
 	for i, opt := range opts {
 		if opt == nil {
 			return nil, fmt.Errorf("httpbreaker: option %d of New is nil", i)
@@ -70,10 +71,15 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 		base = cleanhttp.DefaultPooledTransport()
 	}
 	policy := c.policy.withDefaults()
+	strict := c.classifier == nil
+	if strict {
+		c.classifier = DefaultClassifier
+	}
 	t := &Transport{
 		base:        base,
 		owned:       owned,
 		classify:    c.classifier,
+		strict:      strict,
 		classifyErr: c.errorClassifier,
 		methods:     c.methods,
 		keyFunc:     c.keyFunc,
@@ -185,7 +191,11 @@ func (t *Transport) send(req *http.Request, b *breaker, hedge bool) (*http.Respo
 	case t.s.sends:
 		return b.more.rules.send(req, t.base)
 	}
-	return fromBase(t.base.RoundTrip(req))
+	resp, err := t.base.RoundTrip(req)
+	if whole(resp, err) { // fromBase's common case, without its call
+		return resp, nil
+	}
+	return mended(resp, err)
 }
 
 // fromBase is what the base returned, made to obey the RoundTripper
@@ -194,6 +204,20 @@ func (t *Transport) send(req *http.Request, b *breaker, hedge bool) (*http.Respo
 // that nothing downstream — the classifier, the stale cache, the caller —
 // meets a nil.
 func fromBase(resp *http.Response, err error) (*http.Response, error) {
+	if whole(resp, err) {
+		return resp, nil
+	}
+	return mended(resp, err)
+}
+
+// whole reports whether the base's answer obeys the contract as it is: a
+// response with a Body and a Header, and no error.
+func whole(resp *http.Response, err error) bool {
+	return err == nil && resp != nil && resp.Body != nil && resp.Header != nil
+}
+
+// mended is fromBase's answer for what whole finds wanting.
+func mended(resp *http.Response, err error) (*http.Response, error) {
 	if resp == nil || err != nil {
 		return oneOf(resp, err, errNilResponse)
 	}

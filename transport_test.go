@@ -93,6 +93,20 @@ func TestWithMethods(t *testing.T) {
 	}
 	_, err := httpbreaker.New(nil, httpbreaker.WithMethods("purge"))
 	assert.NoError(t, err, "a method no standard names may be spelled as the server expects")
+
+	// GET is answered apart from the rest of the table: a table without it
+	// refuses GET, spelled out or empty, on a host already tracked too.
+	noGet := newTransport(t, base, httpbreaker.WithMethods("POST"))
+	post := mustRequest(t, http.MethodPost, "http://api.test/")
+	resp, err := noGet.RoundTrip(post)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	for _, method := range []string{"GET", ""} {
+		req := mustRequest(t, http.MethodGet, "http://api.test/")
+		req.Method = method
+		_, err := noGet.RoundTrip(req)
+		assert.ErrorIs(t, err, httpbreaker.ErrInvalidMethod, "%q", method)
+	}
 }
 
 func TestNewRejectsBadConfiguration(t *testing.T) {
