@@ -161,8 +161,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.send(req, b, !asked.noHedge)
 	var outcome Outcome
 	if t.s.plain { // the verdict, counted by the circuit (no clock read: no rule needs it)
-		outcome = t.classifyCall(req, resp, err)
-		b.reportPlain(&t.s, tk, outcome)
+		if outcome = t.classifyCall(req, resp, err); !b.countedSuccess(tk, outcome) {
+			b.reportPlain(&t.s, tk, outcome)
+		}
 	} else {
 		v := t.judge(req, tk, resp, err)
 		outcome = v.outcome
