@@ -3,6 +3,7 @@ package httpbreaker
 import (
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/stretchr/testify/assert"
@@ -35,4 +36,23 @@ func TestBreakerFillsItsSizeClass(t *testing.T) {
 			assert.Less(t, read-start, counts, "with a %d-byte key a word every call reads shares the counters' line", n)
 		}
 	}
+}
+
+// TestTheRealClockIsReadOnce: without WithClock the clock reads the
+// monotonic clock alone, and what it reads is still the offset of now.
+func TestTheRealClockIsReadOnce(t *testing.T) {
+	var s shared
+	s.init(Policy{}.withDefaults(), nil, nil)
+	assert.True(t, s.monotonic)
+	before := s.offset(time.Now())
+	got := s.clock()
+	after := s.offset(time.Now())
+	assert.True(t, before <= got && got <= after, "%d not in [%d, %d]", got, before, after)
+
+	var fake shared
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	fake.init(Policy{}.withDefaults(), func() time.Time { return at }, nil)
+	assert.False(t, fake.monotonic)
+	at = at.Add(time.Hour)
+	assert.Equal(t, int64(time.Hour), fake.clock(), "an injected clock is read as it is")
 }

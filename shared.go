@@ -14,6 +14,10 @@ type shared struct {
 	policy    Policy // with defaults applied
 	now       func() time.Time
 	epoch     time.Time // offsets are measured from here
+	// monotonic is set when now is time.Now (no WithClock): clock then
+	// reads the monotonic clock alone, with time.Since, which costs half
+	// of time.Now's two clock readings.
+	monotonic bool
 	listeners []func(Transition)
 	// transitions counts every state change of every host, by from and to.
 	transitions [3][3]atomic.Uint64
@@ -39,7 +43,11 @@ type shared struct {
 
 // init derives, once, what a Transport's hosts share from its policy
 // (with defaults applied): every flag the request's path tests.
+// A nil now is time.Now.
 func (s *shared) init(policy Policy, now func() time.Time, listeners []func(Transition)) {
+	if s.monotonic = now == nil; s.monotonic {
+		now = time.Now
+	}
 	s.policy, s.now, s.epoch, s.listeners = policy, now, now(), listeners
 	s.ruleSet = newRuleSet(policy)
 	s.timed = policy.Window > 0 || policy.SlowCall > 0 || policy.Throttle > 0 || policy.RetryBudget > 0
@@ -55,7 +63,12 @@ func (s *shared) init(policy Policy, now func() time.Time, listeners []func(Tran
 func (s *shared) offset(t time.Time) int64 { return int64(t.Sub(s.epoch)) }
 
 // clock reads the clock, as an offset.
-func (s *shared) clock() int64 { return s.offset(s.now()) }
+func (s *shared) clock() int64 {
+	if s.monotonic {
+		return int64(time.Since(s.epoch)) // offset(time.Now()), one reading
+	}
+	return s.offset(s.now())
+}
 
 // instant turns an offset back into a time.
 func (s *shared) instant(off int64) time.Time { return s.epoch.Add(time.Duration(off)) }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"reflect"
-	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
 )
@@ -51,7 +50,7 @@ func New(base http.RoundTripper, opts ...Option) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpbreaker: DefaultMethods: %w", err)
 	}
-	c := config{methods: methods, now: time.Now, maxHosts: DefaultMaxHosts}
+	c := config{methods: methods, maxHosts: DefaultMaxHosts} // a nil now is time.Now
 	for i, opt := range opts {
 		if opt == nil {
 			return nil, fmt.Errorf("httpbreaker: option %d of New is nil", i)
