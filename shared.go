@@ -11,9 +11,9 @@ import (
 // lives once in the Transport and is passed to each host's calls rather
 // than held by every host, which keeps a tracked host to a few dozen bytes.
 type shared struct {
-	policy    Policy // with defaults applied
-	now       func() time.Time
-	epoch     time.Time // offsets are measured from here
+	policy Policy // with defaults applied
+	now    func() time.Time
+	epoch  time.Time // offsets are measured from here
 	// monotonic is set when now is time.Now (no WithClock): clock then
 	// reads the monotonic clock alone, with time.Since, which costs half
 	// of time.Now's two clock readings.
