@@ -67,12 +67,7 @@ func DefaultClassifier(resp *http.Response, err error) Outcome {
 	if err != nil {
 		return classifyError(err)
 	}
-	return onlyOK(resp.StatusCode)
-}
-
-// onlyOK is DefaultClassifier's rule for an answer: only a 200 succeeds.
-func onlyOK(status int) Outcome {
-	if status == http.StatusOK {
+	if resp.StatusCode == http.StatusOK {
 		return Success
 	}
 	return Failure

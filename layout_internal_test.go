@@ -1,6 +1,7 @@
 package httpbreaker
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -55,4 +56,18 @@ func TestTheRealClockIsReadOnce(t *testing.T) {
 	assert.False(t, fake.monotonic)
 	at = at.Add(time.Hour)
 	assert.Equal(t, int64(time.Hour), fake.clock(), "an injected clock is read as it is")
+}
+
+// TestStrictIsTheDefaultClassifier: classifyCall applies
+// DefaultClassifier's rule itself when no classifier was given; it must
+// answer every status as DefaultClassifier does.
+func TestStrictIsTheDefaultClassifier(t *testing.T) {
+	rt, err := New(nil)
+	assert.NoError(t, err)
+	assert.True(t, rt.strict)
+	req, _ := http.NewRequest(http.MethodGet, "http://api.test/", nil)
+	for status := 100; status < 1000; status++ {
+		resp := &http.Response{StatusCode: status}
+		assert.Equal(t, DefaultClassifier(resp, nil), rt.classifyCall(req, resp, nil), "status %d", status)
+	}
 }
