@@ -52,6 +52,36 @@ func BenchmarkRoundTripClosedParallelNeighbours(b *testing.B) {
 	}
 }
 
+// BenchmarkRoundTripClosedParallelScattered is the 1000-host benchmark
+// with each goroutine stepping 389 hosts at a time (coprime with 1000, so
+// it still calls every host): consecutive calls go to hosts whose records
+// lie far apart, as most programs' calls do, rather than to the next host
+// tracked, whose 8-byte floor counter shares a cache line with this one's.
+func BenchmarkRoundTripClosedParallelScattered(b *testing.B) {
+	all := contenders(b, newOKBase())
+	reqs := requests(b, 1000)
+	for _, name := range names {
+		rt := all[name]
+		for _, req := range reqs {
+			_, _ = rt.RoundTrip(req)
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			var next atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(next.Add(7919)) // each goroutine starts on other hosts
+				for pb.Next() {
+					i += 389
+					if _, err := rt.RoundTrip(reqs[i%len(reqs)]); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
 // BenchmarkMemoryPerHost tracks 100k hosts per iteration in a fresh
 // Transport and reports the heap growth per host, requests excluded.
 func BenchmarkMemoryPerHost(b *testing.B) {
