@@ -12,10 +12,11 @@ import (
 // forget), a failure a CAS. Everything else — tripping, probes, clearing —
 // happens under mu, which only this host's calls ever take.
 //
-// It is 80 bytes, so that with its key (host.go) it fills a 128-byte size
-// class, which Go's allocator places on 128-byte boundaries: two hosts
-// never share a cache line, nor the pair of lines the adjacent-line
-// prefetcher fetches together, so calls to different hosts never contend
+// It is 80 bytes, so that with a key of up to 40 bytes before it (host.go)
+// it fills a 128-byte size class (a longer key, a 256-byte one), which Go's
+// allocator places on 128-byte boundaries: two hosts never share a cache
+// line, nor the pair of lines the adjacent-line prefetcher fetches
+// together, so calls to different hosts never contend
 // (TestBreakerFillsItsSizeClass). What only a circuit that has left closed
 // needs is in its episode, made at the first transition.
 type breaker struct {

@@ -74,7 +74,7 @@ func (b *breaker) clearRules(s *shared) {
 // into the breaker's own allocation, in a bucket that fills a 128- or
 // 256-byte size class with the 80-byte breaker: a new host costs one
 // allocation, and sits on 128-byte boundaries, sharing no cache line with
-// another (breaker.go). A key longer than 176 bytes gets an allocation of
+// another (breaker.go). A key longer than 168 bytes gets an allocation of
 // its own. The key's bytes are never written again; a key kept after its
 // host is forgotten keeps the breaker's memory, as any interior pointer
 // does.
