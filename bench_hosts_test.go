@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
-	"sync/atomic"
 	"testing"
 
 	"github.com/httpbreaker/httpbreaker"
@@ -25,31 +24,14 @@ func BenchmarkRoundTripClosedParallelOneHost(b *testing.B) {
 // each goroutine in turn, goroutine g taking the hosts ≡ g modulo
 // GOMAXPROCS: hosts tracked one after the other, whose records sit side by
 // side in memory, are called from different cores at once. Beside the
-// 1000-host benchmark (where each goroutine walks its own stretch) it shows
-// what two hosts' records sharing a cache line would cost.
+// 1000-host benchmark (where each goroutine walks every host in order,
+// from a start of its own) it shows what two hosts' records sharing a
+// cache line would cost.
 func BenchmarkRoundTripClosedParallelNeighbours(b *testing.B) {
-	all := contenders(b, newOKBase())
-	reqs := requests(b, 1000)
-	for _, name := range names {
-		rt := all[name]
-		for _, req := range reqs { // tracked in order
-			_, _ = rt.RoundTrip(req)
-		}
-		b.Run(name, func(b *testing.B) {
-			b.ReportAllocs()
-			procs := runtime.GOMAXPROCS(0)
-			var next atomic.Int64
-			b.RunParallel(func(pb *testing.PB) {
-				g := int(next.Add(1)-1) % procs
-				for i := g; pb.Next(); i += procs {
-					if _, err := rt.RoundTrip(reqs[i%len(reqs)]); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		})
-	}
+	procs := runtime.GOMAXPROCS(0)
+	benchTracked(b, func(b *testing.B, rt http.RoundTripper, reqs []*http.Request) {
+		benchWalk(b, rt, reqs, func(g int) int { return g%procs - procs }, procs) // a step comes before each call
+	})
 }
 
 // BenchmarkRoundTripClosedParallelScattered is the 1000-host benchmark
@@ -58,6 +40,14 @@ func BenchmarkRoundTripClosedParallelNeighbours(b *testing.B) {
 // lie far apart, as most programs' calls do, rather than to the next host
 // tracked, whose 8-byte floor counter shares a cache line with this one's.
 func BenchmarkRoundTripClosedParallelScattered(b *testing.B) {
+	benchTracked(b, func(b *testing.B, rt http.RoundTripper, reqs []*http.Request) {
+		benchWalk(b, rt, reqs, func(g int) int { return (g + 1) * 7919 }, 389)
+	})
+}
+
+// benchTracked runs bench for each contender over 1000 hosts it tracked
+// first, in order: their records lie side by side.
+func benchTracked(b *testing.B, bench func(*testing.B, http.RoundTripper, []*http.Request)) {
 	all := contenders(b, newOKBase())
 	reqs := requests(b, 1000)
 	for _, name := range names {
@@ -65,20 +55,7 @@ func BenchmarkRoundTripClosedParallelScattered(b *testing.B) {
 		for _, req := range reqs {
 			_, _ = rt.RoundTrip(req)
 		}
-		b.Run(name, func(b *testing.B) {
-			b.ReportAllocs()
-			var next atomic.Int64
-			b.RunParallel(func(pb *testing.PB) {
-				i := int(next.Add(7919)) // each goroutine starts on other hosts
-				for pb.Next() {
-					i += 389
-					if _, err := rt.RoundTrip(reqs[i%len(reqs)]); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		})
+		b.Run(name, func(b *testing.B) { bench(b, rt, reqs) })
 	}
 }
 

@@ -74,13 +74,21 @@ func benchSerial(b *testing.B, rt http.RoundTripper, reqs []*http.Request) {
 	}
 }
 
+// benchParallel calls reqs in order from every goroutine, each starting
+// on other hosts.
 func benchParallel(b *testing.B, rt http.RoundTripper, reqs []*http.Request) {
+	benchWalk(b, rt, reqs, func(g int) int { return (g + 1) * 7919 }, 1)
+}
+
+// benchWalk calls reqs from every goroutine of RunParallel, goroutine g
+// (0, 1, …) starting at first(g) and stepping step requests at a time.
+func benchWalk(b *testing.B, rt http.RoundTripper, reqs []*http.Request, first func(g int) int, step int) {
 	b.ReportAllocs()
 	var next atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
-		i := int(next.Add(7919)) // each goroutine starts on other hosts
+		i := first(int(next.Add(1) - 1))
 		for pb.Next() {
-			i++
+			i += step
 			if _, err := rt.RoundTrip(reqs[i%len(reqs)]); err != nil {
 				b.Error(err)
 				return
