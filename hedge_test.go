@@ -118,6 +118,18 @@ func fire(tm *httpbreaker.ManualHedgeTimer) <-chan bool {
 	return done
 }
 
+// hedged starts req through rt and fires its hedge timer, returning once
+// the first attempt and the hedge have both reached h: the call, and what
+// the timer's firing reports.
+func hedged(rt http.RoundTripper, req *http.Request, h *hedgeServer, timers <-chan *httpbreaker.ManualHedgeTimer) (call <-chan roundTrip, fired <-chan bool) {
+	call = start(rt, req)
+	tm := <-timers
+	<-h.arrived
+	fired = fire(tm)
+	<-h.arrived
+	return call, fired
+}
+
 var hedgePolicy = httpbreaker.Policy{HedgeAfter: 10 * time.Millisecond}
 
 func TestAHedgeWinsOverASlowFirstAttempt(t *testing.T) {
@@ -339,11 +351,7 @@ func TestTheCallersCancellationCancelsEveryAttempt(t *testing.T) {
 		rt := newTransport(t, base, httpbreaker.WithPolicy(hedgePolicy))
 		ctx, cancel := context.WithCancelCause(context.Background())
 		req := mustRequest(t, http.MethodGet, srv.URL+"/")
-		call := start(rt, req.WithContext(ctx))
-		tm := <-timers
-		<-h.arrived
-		fired := fire(tm)
-		<-h.arrived
+		call, fired := hedged(rt, req.WithContext(ctx), h, timers)
 		cancel(errors.New("the caller gave up"))
 		got := <-call
 		require.Error(t, got.err, "the cancellation's cause, or context.Canceled")
@@ -414,11 +422,7 @@ func TestFailedAnswersWaitForTheHedgeInFlight(t *testing.T) {
 				defer restore()
 				base := &recordingBase{base: real, returned: make(chan struct{}, 4)}
 				rt := newTransport(t, base, httpbreaker.WithPolicy(hedgePolicy))
-				call := start(rt, mustRequest(t, http.MethodGet, srv.URL+"/"))
-				tm := <-timers
-				<-h.arrived
-				fired := fire(tm)
-				<-h.arrived
+				call, fired := hedged(rt, mustRequest(t, http.MethodGet, srv.URL+"/"), h, timers)
 				h.answer(0, http.StatusServiceUnavailable)
 				<-base.returned // the first answer is in before the hedge's
 				h.answer(1, tc.hedgeStatus)
@@ -455,11 +459,7 @@ func TestAFailedFirstAnswerEndsTheHedging(t *testing.T) {
 func TestHedgesShareTheRetryBudget(t *testing.T) {
 	h, srv, timers := hedgedServer(t)
 	rt := newTransport(t, nil, httpbreaker.WithPolicy(httpbreaker.Policy{HedgeAfter: time.Second, RetryBudget: 0.1, MinRetries: 1}))
-	call := start(rt, mustRequest(t, http.MethodGet, srv.URL+"/"))
-	tm := <-timers
-	<-h.arrived
-	fired := fire(tm)
-	<-h.arrived
+	call, fired := hedged(rt, mustRequest(t, http.MethodGet, srv.URL+"/"), h, timers)
 	h.answer(1, http.StatusOK)
 	assert.Equal(t, "attempt 1", bodyOf(t, <-call))
 	<-fired
@@ -485,11 +485,7 @@ func TestAHedgeReplaysTheBody(t *testing.T) {
 	rt := newTransport(t, nil, httpbreaker.WithPolicy(hedgePolicy))
 	req := requestWithBody(t, http.MethodPost, srv.URL+"/orders", "one pizza")
 	req.Header.Set("Idempotency-Key", "order-1")
-	call := start(rt, req)
-	tm := <-timers
-	<-h.arrived
-	fired := fire(tm)
-	<-h.arrived
+	call, fired := hedged(rt, req, h, timers)
 	h.answer(1, http.StatusOK)
 	assert.Equal(t, "attempt 1", bodyOf(t, <-call))
 	<-fired

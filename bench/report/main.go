@@ -110,13 +110,18 @@ func write(s samples, cpu, table string) {
 		}
 		return s.med(bench+"/"+who, "ns/op") - s.med(bench+"/"+base, "ns/op")
 	}
-	for _, who := range peers {
-		so, po := over("ClosedSerial", who), over("ClosedParallel1000Hosts", who)
-		p("| %s | %.1f | %.1f | %.2f | %.1f | %.1f | %.2f | %.0f |\n", who,
-			s.med("ClosedSerial/"+who, "ns/op"), so, so/over("ClosedSerial", "gobreaker"),
-			s.med("ClosedParallel1000Hosts/"+who, "ns/op"), po, po/over("ClosedParallel1000Hosts", "gobreaker"),
-			s.med("ClosedSerial/"+who, "allocs/op"))
+	// rows prints, for each of who, its serial and parallel figures and
+	// their overheads as shares of ref's.
+	rows := func(serial, parallel, ref string, who []string) {
+		for _, who := range who {
+			so, po := over(serial, who), over(parallel, who)
+			p("| %s | %.1f | %.1f | %.2f | %.1f | %.1f | %.2f | %.0f |\n", who,
+				s.med(serial+"/"+who, "ns/op"), so, so/over(serial, ref),
+				s.med(parallel+"/"+who, "ns/op"), po, po/over(parallel, ref),
+				s.med(serial+"/"+who, "allocs/op"))
+		}
 	}
+	rows("ClosedSerial", "ClosedParallel1000Hosts", "gobreaker", peers)
 	p("\nBare: %.1f ns/op serial, %.1f ns/op parallel.\n\n", s.med("ClosedSerial/bare", "ns/op"), s.med("ClosedParallel1000Hosts/bare", "ns/op"))
 
 	p("## Open refusal, calls until open, memory per host, loopback\n\n| contender | refusal ns/op | refusal allocs/op | upstream calls until open | bytes per tracked host | loopback throughput ÷ bare |\n|---|---|---|---|---|---|\n")
@@ -129,13 +134,7 @@ func write(s samples, cpu, table string) {
 
 	p("\n## Calls that are not HTTP\n\nOne backend under one breaker, a call that succeeds at once: `Transport.Do` and `Allow`/done beside gobreaker's `Execute` and failsafe-go's `Get`; overhead = contender − the bare call.\n\n")
 	p("| contender | serial ns/op | overhead | ÷ gobreaker's | parallel, one key ns/op | overhead | ÷ gobreaker's | allocs/op |\n|---|---|---|---|---|---|---|---|\n")
-	for _, who := range callPeers {
-		so, po := over("CallSerial", who), over("CallParallel", who)
-		p("| %s | %.1f | %.1f | %.2f | %.1f | %.1f | %.2f | %.0f |\n", who,
-			s.med("CallSerial/"+who, "ns/op"), so, so/over("CallSerial", "gobreaker-execute"),
-			s.med("CallParallel/"+who, "ns/op"), po, po/over("CallParallel", "gobreaker-execute"),
-			s.med("CallSerial/"+who, "allocs/op"))
-	}
+	rows("CallSerial", "CallParallel", "gobreaker-execute", callPeers)
 	p("\nBare call: %.1f ns/op serial, %.1f ns/op parallel.\n", s.med("CallSerial/bare", "ns/op"), s.med("CallParallel/bare", "ns/op"))
 
 	hb, gb, fl := "httpbreaker", "gobreaker", "floor"
